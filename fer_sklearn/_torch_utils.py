@@ -1,0 +1,103 @@
+"""Device, precision and seeding helpers shared by the estimators."""
+
+import contextlib
+
+import numpy as np
+import torch
+
+NO_CUDA = (
+    "device={device!r} was requested but PyTorch sees no CUDA GPU "
+    "(torch.cuda.is_available() is False). Use device='auto' to take the GPU "
+    "when there is one and the CPU otherwise, or device='cpu'."
+)
+BAD_DEVICE = "device={device!r} is not a torch device string ('auto', 'cpu', 'cuda', 'cuda:1', ...)."
+BAD_PRECISION = "precision={precision!r} is not one of 'auto', 'bf16', 'fp32'."
+NO_BF16 = (
+    "precision='bf16' was requested but {device} has no fast bfloat16 support; "
+    "use precision='auto' (bf16 where supported) or 'fp32'."
+)
+
+
+def resolve_device(device):
+    """Map ``'auto'`` to ``'cuda'`` or ``'cpu'``; fail early on an absent GPU.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+
+    Returns
+    -------
+    str or None
+        None is passed through (skorch then moves nothing).
+    """
+    if device is None:
+        return None
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(BAD_DEVICE.format(device=device)) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(NO_CUDA.format(device=device))
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    return str(device)
+
+
+def bf16_supported(device):
+    """Whether bfloat16 autocast runs at hardware speed on ``device``."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if dev.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(precision, device):
+    """Return the autocast dtype (``torch.bfloat16``) or None for fp32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(BAD_PRECISION.format(precision=precision))
+    if precision == "fp32":
+        return None
+    supported = bf16_supported(device)
+    if precision == "bf16" and not supported:
+        raise ValueError(NO_BF16.format(device=device))
+    return torch.bfloat16 if supported else None
+
+
+def seed_from(random_state):
+    """An int seed from an sklearn-style ``random_state`` (None -> None)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    return int(random_state)
+
+
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Seed torch's global RNG inside the block and restore it afterwards.
+
+    Weight initialisation and dropout draw from the global generator, so a fit
+    is only reproducible when the block around it is seeded; forking keeps the
+    caller's random stream untouched.
+    """
+    if seed is None:
+        yield
+        return
+    devices = []
+    if device is not None and torch.device(device).type == "cuda":
+        devices = [torch.device(device).index or 0]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

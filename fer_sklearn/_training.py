@@ -1,0 +1,166 @@
+"""Training-loop pieces for the estimators: batch iterator, augmentation, callbacks.
+
+Everything here works on whole batches of tensors: no per-sample Python work.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch.callbacks import Callback
+from torch.utils.data import Subset
+
+
+def _arrays_of(dataset):
+    """The ``(X, y)`` arrays behind a skorch ``Dataset`` or a ``Subset`` of one."""
+    if isinstance(dataset, Subset):
+        X, y = _arrays_of(dataset.dataset)
+        idx = np.asarray(dataset.indices)
+        return X[idx], (None if y is None else y[idx])
+    return dataset.X, dataset.y
+
+
+class BatchIterator:
+    """Mini-batches sliced straight out of in-memory arrays.
+
+    Replaces ``torch.utils.data.DataLoader`` (which indexes one sample at a time
+    and collates in Python). A trailing batch of a single sample is merged into
+    the previous one: BatchNorm cannot train on one sample, and no data is dropped.
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset or torch.utils.data.Subset of one
+    batch_size : int
+    shuffle : bool
+        Draw a new permutation (from torch's global generator) every epoch.
+    """
+
+    def __init__(self, dataset, batch_size=64, shuffle=False):
+        self.X, self.y = _arrays_of(dataset)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def _bounds(self):
+        n, bs = len(self.X), self.batch_size
+        starts = list(range(0, n, bs))
+        if len(starts) > 1 and n - starts[-1] == 1:
+            starts.pop()
+        return list(zip(starts, starts[1:] + [n]))
+
+    def __len__(self):
+        return len(self._bounds())
+
+    def __iter__(self):
+        order = torch.randperm(len(self.X)).numpy() if self.shuffle else None
+        for start, stop in self._bounds():
+            if order is None:
+                xb = self.X[start:stop]
+                yb = None if self.y is None else self.y[start:stop]
+            else:
+                idx = np.sort(order[start:stop])
+                xb = self.X[idx]
+                yb = None if self.y is None else self.y[idx]
+            yield torch.as_tensor(xb), (None if yb is None else torch.as_tensor(yb))
+
+
+def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True):
+    """Random flip, shift, rotation and zoom of a batch, one draw per image.
+
+    One affine warp (``affine_grid`` + ``grid_sample``) applies all four, on the
+    batch's device, with torch's global generator.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, C, H, W), float
+    shift : float
+        Largest translation, as a fraction of the image side.
+    rotation : float
+        Largest rotation, in degrees.
+    scale : float
+        Largest relative zoom in or out.
+    flip : bool
+        Mirror half of the images horizontally.
+
+    Returns
+    -------
+    Tensor of the same shape and dtype
+    """
+    n = x.shape[0]
+    dev = x.device
+    u = torch.rand(4, n, device=dev) * 2 - 1
+    angle = u[0] * math.radians(rotation)
+    zoom = 1 + u[1] * scale
+    mirror = torch.ones(n, device=dev)
+    if flip:
+        mirror = torch.where(torch.rand(n, device=dev) < 0.5, -mirror, mirror)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([
+        torch.stack([cos * mirror, -sin, u[2] * 2 * shift], dim=1),
+        torch.stack([sin * mirror, cos, u[3] * 2 * shift], dim=1),
+    ], dim=1).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+class BatchLRSchedule(Callback):
+    """Per-batch learning-rate schedule over the whole fit.
+
+    Parameters
+    ----------
+    kind : {"cosine", "onecycle"}
+        ``cosine`` decays from the optimizer's lr to 0; ``onecycle`` warms up
+        linearly from lr/25 over the first 30% of steps, then decays as cosine.
+    """
+
+    def __init__(self, kind="cosine"):
+        self.kind = kind
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.base_lrs_ = [g["lr"] for g in net.optimizer_.param_groups]
+        self.step_ = 0
+        self.total_ = None
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if self.total_ is None:
+            per_epoch = max(1, math.ceil(len(dataset_train) / net.batch_size))
+            self.total_ = per_epoch * net.max_epochs
+        self._apply(net)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.step_ += 1
+            self._apply(net)
+
+    def _factor(self):
+        p = min(1.0, self.step_ / max(1, self.total_))
+        if self.kind == "onecycle":
+            warm = 0.3
+            if p < warm:
+                return 1 / 25 + (1 - 1 / 25) * p / warm
+            p = (p - warm) / (1 - warm)
+        return 0.5 * (1 + math.cos(math.pi * p))
+
+    def _apply(self, net):
+        factor = self._factor()
+        for group, base in zip(net.optimizer_.param_groups, self.base_lrs_):
+            group["lr"] = base * factor
+
+
+class ValidAccuracy(Callback):
+    """Validation accuracy from the predictions the validation pass already made."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.correct_, self.seen_ = 0, 0
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or y_pred is None:
+            return
+        yb = batch[1].to(y_pred.device)
+        self.correct_ += int((y_pred.argmax(1) == yb).sum())
+        self.seen_ += len(yb)
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        if dataset_valid is not None and self.seen_:
+            net.history.record("valid_acc", self.correct_ / self.seen_)

@@ -1,0 +1,125 @@
+"""Decode once: loaders store their arrays keyed by the source's path, size and mtime.
+
+The cache lives in ``$FER_SKLEARN_CACHE`` if set, else ``$XDG_CACHE_HOME/fer_sklearn``,
+else ``~/.cache/fer_sklearn``. Each loader takes ``cache=True`` (that folder),
+``cache=False`` (no cache) or a folder path. Entries are written atomically
+(temporary file, then rename), so an interrupted load never leaves a broken one.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Bump when the decoded result of any loader changes for the same input.
+_FORMAT_VERSION = 1
+
+
+def cache_dir():
+    """The default cache folder (see the module docstring)."""
+    env = os.environ.get("FER_SKLEARN_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fer_sklearn"
+
+
+def _folder(cache):
+    if cache is False or cache is None:
+        return None
+    return cache_dir() if cache is True else Path(cache)
+
+
+def _fingerprint(path):
+    """Path, size and mtime of a file, or of every file under a folder."""
+    path = Path(path).resolve()
+    if path.is_file():
+        st = path.stat()
+        return [str(path), st.st_size, st.st_mtime_ns]
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            entries.append((os.path.relpath(os.path.join(root, name), path),
+                            st.st_size, st.st_mtime_ns))
+    digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+    return [str(path), len(entries), digest]
+
+
+def _key(kind, path, options):
+    blob = json.dumps([_FORMAT_VERSION, kind, _fingerprint(path), options],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def load_or_build(kind, path, options, cache, build):
+    """Return ``build()``'s arrays, from the cache when an entry matches.
+
+    Parameters
+    ----------
+    kind : str
+        Loader name (part of the key).
+    path : path-like
+        The source; its size and mtime (every file's, for a folder) are in the key.
+    options : dict
+        Loader options that change the decoded result.
+    cache : bool or path-like
+    build : callable
+        Returns ``(data, target, frame, report)``: uint8 images, str labels,
+        a DataFrame of str/number columns and a JSON-serialisable dict.
+
+    Returns
+    -------
+    tuple
+        ``(data, target, frame, report, hit)`` where ``hit`` says whether the
+        cache answered.
+    """
+    folder = _folder(cache)
+    if folder is None:
+        return (*build(), False)
+    entry = folder / f"{kind}-{_key(kind, path, options)}.npz"
+    if entry.exists():
+        try:
+            return (*_read(entry), True)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable entry: rebuild and overwrite it
+    data, target, frame, report = build()
+    try:
+        _write(entry, data, target, frame, report)
+    except OSError:
+        pass  # a read-only or full cache folder must not fail the load
+    return data, target, frame, report, False
+
+
+def _write(entry, data, target, frame, report):
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"data": data, "target": np.asarray(target).astype(str)}
+    columns = []
+    for i, col in enumerate(frame.columns):
+        values = frame[col].to_numpy()
+        if values.dtype == object:
+            values = values.astype(str)
+        arrays[f"col{i}"] = values
+        columns.append(str(col))
+    meta = json.dumps({"columns": columns, "report": report})
+    arrays["meta"] = np.frombuffer(meta.encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, entry)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(entry):
+    with np.load(entry, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+        frame = pd.DataFrame({name: z[f"col{i}"] for i, name in enumerate(meta["columns"])})
+        return z["data"], z["target"], frame, meta["report"]

@@ -1,0 +1,121 @@
+"""Decode image files to 48x48 grayscale uint8, by one documented rule.
+
+* Colour images (RGB, RGBA, palette, CMYK, ...) become grayscale with Pillow's
+  ``convert("L")`` (ITU-R 601-2 luma: L = 0.299 R + 0.587 G + 0.114 B).
+* 16-bit and 32-bit grayscale (``I;16``, ``I``) are scaled to 8 bits
+  (0..65535 -> 0..255, rounded).
+* Non-square images are centre-cropped to a square; images of another size are
+  resized to ``size x size`` with Pillow's antialiased bilinear filter.
+
+Each conversion is counted in the loader's ``report``.
+"""
+
+import io
+from collections import Counter
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+CORRUPT_IMAGE = (
+    "Cannot decode image {source}: {reason}. Remove or replace the file, or pass "
+    "on_error='skip' to skip unreadable images (they are listed in bunch.report)."
+)
+BAD_ON_ERROR = "on_error={value!r} is not one of 'raise', 'skip'."
+
+
+def check_on_error(on_error):
+    if on_error not in ("raise", "skip"):
+        raise ValueError(BAD_ON_ERROR.format(value=on_error))
+
+
+def _to_gray(img, counts):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        counts["high_bit_depth"] += 1
+        arr = np.clip(np.round(arr * 255.0 / 65535.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L")
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        counts["high_bit_depth"] += 1
+        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), mode="L")
+    if img.mode != "L":
+        counts["converted_to_gray"] += 1
+        return img.convert("L")
+    return img
+
+
+def to_size(img, size, counts):
+    w, h = img.size
+    if w != h:
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+        counts["cropped_to_square"] += 1
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+        counts["resized"] += 1
+    return img
+
+
+def decode_image(raw, size, counts):
+    """Decode one file's bytes to a ``(size, size)`` uint8 array.
+
+    Parameters
+    ----------
+    raw : bytes
+    size : int
+    counts : collections.Counter
+        Incremented per conversion applied.
+
+    Raises
+    ------
+    ValueError
+        The bytes are not a readable image (message without the file name).
+    """
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            img.load()
+            img = to_size(_to_gray(img, counts), size, counts)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+
+
+def decode_all(items, size, on_error, progress_desc=None):
+    """Decode ``(source, read_bytes)`` pairs into one array.
+
+    Parameters
+    ----------
+    items : list of (str, callable)
+        Source name and a function returning the file's bytes.
+    size : int
+    on_error : {"raise", "skip"}
+    progress_desc : str or None
+        Shown by tqdm for long lists (only on a terminal).
+
+    Returns
+    -------
+    data : ndarray of uint8, shape (n_ok, size, size)
+    ok : ndarray of bool, shape (len(items),)
+    skipped : list of [source, reason]
+    counts : dict
+    """
+    from tqdm.auto import tqdm
+
+    counts = Counter()
+    data = np.empty((len(items), size, size), dtype=np.uint8)
+    ok = np.zeros(len(items), dtype=bool)
+    skipped = []
+    iterator = tqdm(items, desc=progress_desc, unit="img", disable=None,
+                    leave=False, mininterval=1.0) if len(items) > 2000 else items
+    for i, (source, read) in enumerate(iterator):
+        try:
+            data[i] = decode_image(read(), size, counts)
+            ok[i] = True
+        except ValueError as exc:
+            if on_error == "raise":
+                raise ValueError(CORRUPT_IMAGE.format(source=source, reason=exc)) from exc
+            skipped.append([source, str(exc)])
+    return data[ok], ok, skipped, dict(counts)

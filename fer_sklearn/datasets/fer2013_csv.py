@@ -1,0 +1,139 @@
+"""Kaggle's ``fer2013.csv`` (``emotion,pixels,Usage``)."""
+
+import math
+import warnings
+from pathlib import Path
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ._bunch import make_bunch
+from ._cache import load_or_build
+from ._decode import to_size
+from ._labels import EMOTIONS, canonical_split
+from .image_folder import MISSING_PATH
+
+MISSING_COLUMNS = (
+    "{path} lacks column(s) {missing}; a FER2013 CSV has 'emotion,pixels,Usage' "
+    "(Usage optional). Columns found: {found}."
+)
+BAD_PIXEL_ROWS = (
+    "{path}: {count} row(s) do not hold {expected} pixel values (a {side}x{side} "
+    "image), e.g. line(s) {lines} with {lengths} values. Fix or drop those rows."
+)
+BAD_PIXEL_VALUES = (
+    "{path}: pixel values must be integers 0-255; line(s) {lines} hold other values."
+)
+BAD_EMOTION = (
+    "{path}: 'emotion' must be an id 0-6 ({names}); line(s) {lines} hold {values}."
+)
+UNREADABLE_CSV = "Cannot read {path} as CSV: {reason}."
+
+
+def _lines(index):
+    # Data row i sits on file line i + 2 (line 1 is the header).
+    return ", ".join(str(i + 2) for i in index[:5])
+
+
+def _parse(path):
+    try:
+        df = pd.read_csv(path, dtype={"pixels": str}, compression="infer")
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(UNREADABLE_CSV.format(path=path, reason=exc)) from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in ("emotion", "pixels") if c not in df.columns]
+    if missing:
+        raise ValueError(MISSING_COLUMNS.format(path=path, missing=missing,
+                                                found=list(df.columns)))
+    pixels = df["pixels"].fillna("").str.strip()
+    lengths = pixels.str.split().str.len().to_numpy()
+    expected = int(np.bincount(lengths).argmax()) if len(lengths) else 0
+    side = math.isqrt(expected)
+    bad = np.flatnonzero(lengths != expected)
+    if side * side != expected or len(bad):
+        bad = bad if len(bad) else np.arange(len(df))
+        raise ValueError(BAD_PIXEL_ROWS.format(
+            path=path, count=len(bad), expected=side * side if side * side == expected
+            else 2304, side=side if side * side == expected else 48,
+            lines=_lines(bad), lengths=lengths[bad[:5]].tolist()))
+    with warnings.catch_warnings():
+        # fromstring parses in C (6x faster than str.split); a malformed token
+        # stops it early with a DeprecationWarning, caught as an error here.
+        warnings.simplefilter("error")
+        try:
+            flat = np.fromstring(" ".join(pixels), dtype=np.int32, sep=" ")
+        except (ValueError, DeprecationWarning):
+            flat = None
+    if (flat is None or flat.size != len(df) * expected
+            or flat.min(initial=0) < 0 or flat.max(initial=0) > 255):
+        bad_rows = [i for i, row in enumerate(pixels) if not all(
+            t.isdigit() and int(t) <= 255 for t in row.split())]
+        raise ValueError(BAD_PIXEL_VALUES.format(path=path, lines=_lines(bad_rows)))
+    data = flat.astype(np.uint8).reshape(len(df), side, side)
+
+    emotion = pd.to_numeric(df["emotion"], errors="coerce")
+    bad = np.flatnonzero(~emotion.isin(range(len(EMOTIONS))).to_numpy())
+    if len(bad):
+        raise ValueError(BAD_EMOTION.format(
+            path=path, names=", ".join(f"{i}={n}" for i, n in enumerate(EMOTIONS)),
+            lines=_lines(bad), values=df["emotion"].iloc[bad[:5]].tolist()))
+    target = np.asarray(EMOTIONS)[emotion.to_numpy(dtype=int)]
+    usage = df["Usage"].astype(str) if "Usage" in df.columns else pd.Series(
+        ["unassigned"] * len(df))
+    frame = pd.DataFrame({
+        "split": [canonical_split(u) for u in usage],
+        "source": np.arange(len(df)).astype(str),
+        "usage": usage.to_numpy(),
+    })
+    report = {"n_images": len(df), "conversions": {}}
+    if side != 48:
+        counts = Counter()
+        data = np.stack([np.asarray(to_size(Image.fromarray(im), 48, counts))
+                         for im in data])
+        report["conversions"] = dict(counts)
+    return data, target, frame, report
+
+
+def load_fer2013_csv(path, *, cache=True, return_X_y=False):
+    """Load Kaggle's FER2013 CSV (``emotion,pixels,Usage``).
+
+    Plain, ``.gz``, ``.xz``, ``.bz2`` or single-file ``.zip`` (by extension).
+    ``emotion`` ids 0-6 become the canonical labels; ``Usage`` becomes ``split``
+    (``Training`` -> ``train``, ``PublicTest`` -> ``validation``,
+    ``PrivateTest`` -> ``test``; the raw value stays in ``frame["usage"]``;
+    without a Usage column every row is ``unassigned``). Rows must all hold the
+    same square number of pixels; sizes other than 48x48 are resized.
+
+    Parameters
+    ----------
+    path : str or Path
+    cache : bool or path, default=True
+        Decode cache (see :mod:`fer_sklearn.datasets._cache`).
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``frame["source"]`` is the data row number (0-based), for joining
+        attributes with ``attach_attributes(..., on="row")``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file lines at fault.
+
+    Examples
+    --------
+    >>> fer = load_fer2013_csv("fer2013.csv.gz")  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
+    data, target, frame, report, hit = load_or_build(
+        "fer2013_csv", path, {}, cache, lambda: _parse(path))
+    report = {**report, "cache_hit": hit}
+    descr = f"FER2013 CSV {path} ({len(data)} images)."
+    return make_bunch(data, target, frame, descr, return_X_y, report=report)

@@ -1,0 +1,163 @@
+"""Folders of labelled face images, on disk or inside a zip."""
+
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from ._bunch import make_bunch
+from ._cache import load_or_build
+from ._decode import IMAGE_EXTENSIONS, check_on_error, decode_all
+from ._labels import canonical_label, canonical_split, map_labels
+
+MISSING_PATH = "No such file or folder: {path}. Check the path (relative paths are from {cwd})."
+NOT_A_ZIP = "{path} is not a folder or a readable .zip file: {reason}. Is the file complete?"
+NO_IMAGES = (
+    "No images found in {path}. Expected ROOT/<split>/<class>/*.jpg or "
+    "ROOT/<class>/*.jpg (JPEG or PNG); found {found}."
+)
+MIXED_LAYOUT = (
+    "{path} mixes layouts: some images sit at depth {depths}. Use either "
+    "ROOT/<split>/<class>/<image> or ROOT/<class>/<image> throughout; "
+    "e.g. {examples}."
+)
+
+
+def _is_hidden(parts):
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _list_entries(path):
+    """``(relative posix path, reader)`` for every file, and the source kind."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return [(p.relative_to(path).as_posix(), p.read_bytes) for p in files], None
+    try:
+        zf = zipfile.ZipFile(path)
+        names = sorted(i.filename for i in zf.infolist() if not i.is_dir())
+        bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
+    if bad is not None:
+        zf.close()
+        raise ValueError(NOT_A_ZIP.format(path=path, reason=f"member {bad} is corrupt"))
+    return [(n, (lambda n=n: zf.read(n))) for n in names], zf
+
+
+def _strip_single_root(rels):
+    """Drop a single top-level folder that is neither a split nor a class."""
+    tops = {PurePosixPath(r).parts[0] for r in rels if len(PurePosixPath(r).parts) > 1}
+    if len(tops) == 1 and all(len(PurePosixPath(r).parts) > 1 for r in rels):
+        top = next(iter(tops))
+        if canonical_label(top) is None and canonical_split(top) not in (
+            "train", "validation", "test"
+        ):
+            return top
+    return None
+
+
+def _scan(path, on_error, size):
+    entries, zf = _list_entries(path)
+    try:
+        report = {"ignored_files": [], "hidden_files": 0}
+        visible = []
+        for rel, read in entries:
+            parts = PurePosixPath(rel).parts
+            if _is_hidden(parts):
+                report["hidden_files"] += 1
+            elif not rel.lower().endswith(IMAGE_EXTENSIONS):
+                report["ignored_files"].append(rel)
+            else:
+                visible.append((rel, read))
+        top = _strip_single_root([r for r, _ in visible])
+        if top is not None:
+            visible = [(r[len(top) + 1:], read) for r, read in visible]
+            report["root_folder"] = top
+        if not visible:
+            found = (f"{len(report['ignored_files'])} non-image file(s), e.g. "
+                     f"{report['ignored_files'][:3]}" if report["ignored_files"]
+                     else "nothing")
+            raise ValueError(NO_IMAGES.format(path=path, found=found))
+        depths = {len(PurePosixPath(r).parts) for r, _ in visible}
+        if len(depths) != 1 or depths.pop() not in (2, 3):
+            by_depth = {}
+            for r, _ in visible:
+                by_depth.setdefault(len(PurePosixPath(r).parts), r)
+            raise ValueError(MIXED_LAYOUT.format(
+                path=path, depths=sorted(by_depth), examples=list(by_depth.values())[:3]))
+        parts = [PurePosixPath(r).parts for r, _ in visible]
+        folders = np.array([p[-2] for p in parts])
+        target = map_labels(folders, where=f"class folders of {path}")
+        split = np.array([canonical_split(p[0]) if len(p) == 3 else "unassigned"
+                          for p in parts])
+        data, ok, skipped, counts = decode_all(visible, size, on_error,
+                                               progress_desc=f"decoding {path.name}")
+    finally:
+        if zf is not None:
+            zf.close()
+    report.update(skipped=skipped, conversions=counts,
+                  n_images=int(ok.sum()))
+    frame = pd.DataFrame({
+        "split": split[ok],
+        "source": np.array([r for r, _ in visible])[ok],
+        "folder": folders[ok],
+    })
+    return data, target[ok], frame, report
+
+
+def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y=False):
+    """Load labelled face images from a folder tree or a ``.zip``.
+
+    Layouts: ``ROOT/<split>/<class>/<image>`` or ``ROOT/<class>/<image>``.
+    A zip (or folder) holding one top-level folder that is neither a split nor
+    a class name (``fer2013/`` in the Kaggle FER2013 zip) has it taken as ROOT.
+    Class folder names are mapped to the canonical labels (``anger`` -> ``angry``,
+    ``happiness`` -> ``happy``, ids ``0``-``6``, ...); unknown names are rejected,
+    all listed in one error. Split folders map to ``train``/``validation``/``test``
+    (``Training``, ``PublicTest``, ``val``, ...); other split names are kept.
+    Hidden files and ``__MACOSX`` are skipped; non-image files are skipped and
+    listed in ``report["ignored_files"]``. Images are decoded by the rule in
+    :mod:`fer_sklearn.datasets._decode` (grayscale, square, ``size`` pixels).
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder or ``.zip`` file.
+    size : int, default=48
+        Side of the decoded images.
+    on_error : {"raise", "skip"}, default="raise"
+        What to do with an unreadable image: fail naming it, or skip it and
+        list it in ``report["skipped"]``.
+    cache : bool or path, default=True
+        Decode-cache folder (see :mod:`fer_sklearn.datasets._cache`).
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``data`` (n, size, size) uint8, ``target`` labels, ``target_names``,
+        ``frame`` (``split``, ``source`` = path relative to ROOT, ``folder``),
+        ``DESCR``, ``report`` (conversions, skipped and ignored files, cache hit).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+
+    Examples
+    --------
+    >>> faces = load_image_folder("fer2013-train-validation.zip")  # doctest: +SKIP
+    >>> faces.frame.split.value_counts()  # doctest: +SKIP
+    """
+    check_on_error(on_error)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
+    data, target, frame, report, hit = load_or_build(
+        "image_folder", path, {"size": size, "on_error": on_error}, cache,
+        lambda: _scan(path, on_error, size),
+    )
+    report = {**report, "cache_hit": hit}
+    descr = (f"Face images from {path} ({len(data)} images, "
+             f"splits: {', '.join(sorted(set(frame['split'])))}).")
+    return make_bunch(data, target, frame, descr, return_X_y, report=report)

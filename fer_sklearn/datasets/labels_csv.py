@@ -1,0 +1,122 @@
+"""``image_path,label`` CSVs, as the original study recorded its data."""
+
+import os
+from pathlib import Path, PurePath
+
+import numpy as np
+import pandas as pd
+
+from ._bunch import make_bunch
+from ._cache import load_or_build
+from ._decode import check_on_error, decode_all
+from ._labels import canonical_split, map_labels
+from .image_folder import MISSING_PATH
+
+LABELS_MISSING_COLUMNS = (
+    "{path} lacks column(s) {missing}; a labels CSV has 'image_path,label' "
+    "(and optionally 'split'). Columns found: {found}."
+)
+MISSING_IMAGES = (
+    "{count} of {total} image path(s) in {path} do not exist, e.g. {examples}. "
+    "{hint}Or pass on_error='skip' to skip them (they are listed in bunch.report)."
+)
+REROOT_HINT = (
+    "Absolute paths recorded on another machine are re-rooted by passing "
+    "root=<folder that holds what {prefix} held>. "
+)
+
+
+def _resolve(paths, base, root):
+    """Absolute paths: replace their common folder by ``root``; relative: from base."""
+    paths = [str(p) for p in paths]
+    absolute = [p for p in paths if PurePath(p).is_absolute()]
+    prefix = None
+    if absolute:
+        prefix = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    out = []
+    for p in paths:
+        if PurePath(p).is_absolute():
+            if root is not None and not Path(p).exists():
+                out.append(Path(root) / os.path.relpath(p, prefix))
+            else:
+                out.append(Path(p))
+        else:
+            out.append(Path(root if root is not None else base) / p)
+    return out, prefix
+
+
+def _read(path, root, on_error, size):
+    df = pd.read_csv(path, dtype=str)
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in ("image_path", "label") if c not in df.columns]
+    if missing:
+        raise ValueError(LABELS_MISSING_COLUMNS.format(path=path, missing=missing,
+                                                       found=list(df.columns)))
+    target = map_labels(df["label"].fillna(""), where=f"the 'label' column of {path}")
+    files, prefix = _resolve(df["image_path"], path.parent, root)
+    exists = np.array([f.is_file() for f in files])
+    report = {"missing_files": [str(df["image_path"][i]) for i in np.flatnonzero(~exists)]}
+    if not exists.all() and on_error == "raise":
+        hint = REROOT_HINT.format(prefix=prefix) if prefix and root is None else ""
+        raise FileNotFoundError(MISSING_IMAGES.format(
+            count=int((~exists).sum()), total=len(files), path=path,
+            examples=[str(files[i]) for i in np.flatnonzero(~exists)[:3]], hint=hint))
+    keep = np.flatnonzero(exists)
+    items = [(str(df["image_path"][i]), files[i].read_bytes) for i in keep]
+    data, ok, skipped, counts = decode_all(items, size, on_error,
+                                           progress_desc=f"decoding {path.name}")
+    keep = keep[ok]
+    split = (df["split"].map(canonical_split) if "split" in df.columns
+             else pd.Series(["unassigned"] * len(df)))
+    frame = pd.DataFrame({
+        "split": split.to_numpy()[keep].astype(str),
+        "source": df["image_path"].to_numpy()[keep].astype(str),
+    })
+    report.update(skipped=skipped, conversions=counts, n_images=len(keep))
+    return data, target[keep], frame, report
+
+
+def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
+                    return_X_y=False):
+    """Load images listed in an ``image_path,label`` CSV.
+
+    Relative paths are read from ``root`` (default: the CSV's folder). Absolute
+    paths that exist are read as they are; absolute paths that do not exist
+    (recorded on another machine, e.g. ``/content/drive/...``) are re-rooted
+    when ``root`` is given: their longest common folder is replaced by ``root``.
+    An optional ``split`` column becomes ``frame["split"]``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+    root : str or Path or None
+        Folder the paths are relative to, or that replaces their common prefix.
+    size : int, default=48
+    on_error : {"raise", "skip"}, default="raise"
+        Missing or unreadable images: fail naming them, or skip and list them in
+        ``report["missing_files"]`` / ``report["skipped"]``.
+    cache : bool or path, default=True
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``frame["source"]`` is the path as written in the CSV.
+
+    Examples
+    --------
+    >>> data = load_labels_csv("labels.csv", root="/data/fer2013")  # doctest: +SKIP
+    """
+    check_on_error(on_error)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
+    # Key on the CSV only; the images it names could change unseen, so cache
+    # only when asked for explicitly by a folder of the user's choosing.
+    data, target, frame, report, hit = load_or_build(
+        "labels_csv", path, {"root": str(root), "size": size, "on_error": on_error},
+        cache, lambda: _read(path, root, on_error, size))
+    report = {**report, "cache_hit": hit}
+    descr = f"Images listed in {path} ({len(data)} images)."
+    return make_bunch(data, target, frame, descr, return_X_y, report=report)

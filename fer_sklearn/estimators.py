@@ -1,0 +1,490 @@
+"""scikit-learn classifiers for face images, built on skorch.
+
+``FERClassifier`` trains any registered architecture; ``CNNClassifier``,
+``ResNetClassifier`` and ``DenseNetClassifier`` are the same class with a
+family's default. All of sklearn works on them: ``clone``, pipelines,
+cross-validation, ``GridSearchCV`` over ``module__*`` options, pickling.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Checkpoint, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import ValidSplit, unpack_data
+from skorch.utils import to_tensor
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_feature_names, check_is_fitted, column_or_1d
+from torch import nn
+from torch.nn import functional as F
+
+from ._images import TOO_FEW_SAMPLES, as_image_array
+from ._torch_utils import bf16_supported, resolve_device, resolve_precision, seed_from, seeded
+from ._training import BatchIterator, BatchLRSchedule, ValidAccuracy, augment_batch
+from .architectures import create, get_spec
+
+LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same length."
+FEATURE_MISMATCH = (
+    "X has {got} features, but {name} is expecting {expected} features as input "
+    "(images of shape {shape})."
+)
+BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
+WRONG_FAMILY = (
+    "{name} takes a {family} architecture ({valid}); got {arch!r}. "
+    "Use FERClassifier(architecture={arch!r}) for any registered architecture."
+)
+UNKNOWN_CLASS_WEIGHT_LABEL = "class_weight names label(s) {labels} that are not in y."
+
+_AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
+
+
+class FERClassifier(NeuralNetClassifier):
+    """A face-expression classifier around any registered architecture.
+
+    Parameters
+    ----------
+    architecture : str, default="cnn"
+        Registry name (see :func:`fer_sklearn.architectures.list_architectures`).
+        Its options are set as ``module__<option>`` (e.g. ``module__width=32``).
+    module : torch.nn.Module class or instance, default=None
+        Use this network instead of the registry (skorch's usual ``module``).
+    criterion : default=torch.nn.CrossEntropyLoss
+    optimizer : default=torch.optim.AdamW
+        Its options as ``optimizer__<option>`` (e.g. ``optimizer__weight_decay``).
+    lr : float, default=1e-3
+    max_epochs : int, default=10
+    batch_size : int, default=64
+    lr_schedule : {"cosine", "onecycle"} or None, default="cosine"
+        Per-batch schedule over the fit (see :class:`fer_sklearn._training.BatchLRSchedule`).
+    label_smoothing : float, default=0.0
+        Passed to ``CrossEntropyLoss``.
+    class_weight : None, "balanced" or dict, default=None
+        Loss weight per class (``"balanced"``: inverse class frequency, which
+        helps rare classes such as ``disgust``).
+    augment : bool, default=True
+        Random flip, shift, rotation and zoom of training batches only
+        (``augment__flip``, ``augment__shift``, ``augment__rotation``,
+        ``augment__scale`` tune it). Validation and prediction never augment.
+    precision : {"auto", "bf16", "fp32"}, default="auto"
+        ``auto`` uses bfloat16 autocast where the device runs it fast (CUDA,
+        CPUs with AVX512-BF16/AMX) and fp32 elsewhere.
+    channels_last : bool, default=True
+        Channels-last memory layout for the module and batches.
+    early_stopping : int or None, default=None
+        Patience in epochs; holds out ``validation_fraction`` of the training
+        data (stratified) and restores the best epoch's weights.
+    validation_fraction : float, default=0.1
+        Only used with ``early_stopping`` and no explicit ``train_split``.
+    checkpoint_dir : str or None, default=None
+        Save the best parameters there during training (skorch ``Checkpoint``).
+    train_split : callable or None, default=None
+        skorch's internal validation split. None (the default) trains on all
+        of ``X``: model selection belongs to the caller (``GridSearchCV``'s folds),
+        not to a second hidden split inside every fit.
+    device : str, default="auto"
+        ``"auto"`` takes CUDA when available, else the CPU; any torch device
+        string works. ``"cuda"`` without a GPU fails at once with a clear error.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, shuffling, augmentation and dropout:
+        two CPU fits with the same value give identical models.
+    verbose : int, default=0
+        1 prints skorch's per-epoch table (progress for long fits).
+    **kwargs
+        Any other skorch parameter or routed option (``module__*``,
+        ``optimizer__*``, ``criterion__*``, ``iterator_train__*``, ``augment__*``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        Labels in sorted order; ``predict`` returns them.
+    n_features_in_ : int
+        Pixels per image (C*H*W) seen in ``fit``.
+    input_shape_ : tuple
+        ``(C, H, W)`` of the training images.
+    module_ : torch.nn.Module
+        The trained network.
+
+    Examples
+    --------
+    >>> from fer_sklearn import CNNClassifier
+    >>> clf = CNNClassifier(max_epochs=1, module__width=8, random_state=0)
+    >>> clf.fit(X, y).predict(X[:3])  # doctest: +SKIP
+    array(['happy', 'sad', 'happy'], dtype='<U7')
+    """
+
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["augment"]
+    _family = None
+
+    def __init__(
+        self,
+        architecture="cnn",
+        *,
+        module=None,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.AdamW,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=64,
+        lr_schedule="cosine",
+        label_smoothing=0.0,
+        class_weight=None,
+        augment=True,
+        precision="auto",
+        channels_last=True,
+        early_stopping=None,
+        validation_fraction=0.1,
+        checkpoint_dir=None,
+        train_split=None,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            callbacks=callbacks,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.architecture = architecture
+        self.lr_schedule = lr_schedule
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.augment = augment
+        self.precision = precision
+        self.channels_last = channels_last
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.checkpoint_dir = checkpoint_dir
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ device
+    @contextlib.contextmanager
+    def _resolved_device(self):
+        # skorch reads ``self.device`` everywhere; it must be a real torch device
+        # while work runs, yet ``get_params`` must keep returning what the user
+        # set ("auto"), so the resolved value is swapped in for the duration.
+        requested = self.__dict__["device"]
+        self.__dict__["device"] = resolve_device(requested)
+        try:
+            yield self.__dict__["device"]
+        finally:
+            self.__dict__["device"] = requested
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if str(requested) == "auto":
+            state["device"] = resolve_device("auto")
+        super().__setstate__(state)
+        if str(requested) == "auto":
+            self.__dict__["device"] = "auto"
+        if getattr(self, "amp_dtype_", None) is not None and not bf16_supported(
+            resolve_device(self.device) if str(self.device) != "auto" else "cpu"
+        ):
+            # Trained with bf16 autocast on hardware this machine lacks: run fp32.
+            self.amp_dtype_ = None
+
+    # ------------------------------------------------------------ components
+    @property
+    def classes_(self):
+        if not hasattr(self, "label_encoder_"):
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute 'classes_' before fit"
+            )
+        return self.label_encoder_.classes_
+
+    def _n_classes(self):
+        if hasattr(self, "label_encoder_"):
+            return len(self.label_encoder_.classes_)
+        return len(self.classes) if self.classes is not None else 7
+
+    def initialize(self):
+        with self._resolved_device() as device:
+            self.amp_dtype_ = resolve_precision(self.precision, device)
+            self._check_family()
+            if self.lr_schedule not in (None, "cosine", "onecycle"):
+                raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
+            return super().initialize()
+
+    def _check_family(self):
+        if self._family is None or self.module is not None:
+            return
+        spec = get_spec(self.architecture)
+        if spec.family != self._family:
+            from .architectures import list_architectures
+
+            raise ValueError(
+                WRONG_FAMILY.format(
+                    name=type(self).__name__,
+                    family=self._family,
+                    valid=", ".join(list_architectures(self._family)),
+                    arch=self.architecture,
+                )
+            )
+
+    def initialize_module(self):
+        kwargs = self.get_params_for("module")
+        in_chans = getattr(self, "input_shape_", (1,))[0]
+        if self.module is not None:
+            module = self.initialized_instance(self.module, kwargs)
+        else:
+            module = create(self.architecture, num_classes=self._n_classes(),
+                            in_chans=in_chans, **kwargs)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module_ = module
+        return self
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        criterion = self.criterion
+        if isinstance(criterion, type) and issubclass(criterion, nn.CrossEntropyLoss):
+            kwargs.setdefault("label_smoothing", self.label_smoothing)
+            weight = getattr(self, "class_weight_", None)
+            if weight is not None:
+                kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
+        self.criterion_ = self.initialized_instance(criterion, kwargs)
+        return self
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("valid_acc", ValidAccuracy()),
+        ]
+        if self.lr_schedule is not None:
+            callbacks.append(("lr_schedule", BatchLRSchedule(self.lr_schedule)))
+        if self.early_stopping is not None:
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=int(self.early_stopping), load_best=True)))
+        if self.checkpoint_dir is not None:
+            monitor = "valid_loss_best" if self._validates() else "train_loss_best"
+            callbacks.append(("checkpoint", Checkpoint(
+                dirname=str(self.checkpoint_dir), monitor=monitor, f_pickle=None)))
+        callbacks.append(("print_log", PrintLog()))
+        return callbacks
+
+    def _validates(self):
+        return self.train_split is not None or self.early_stopping is not None
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if self.train_split is None and self.early_stopping is not None:
+            dataset = self.get_dataset(X, y)
+            split = ValidSplit(self.validation_fraction, stratified=True,
+                               random_state=seed_from(self.random_state))
+            return split(dataset, y, **fit_params)
+        return super().get_split_datasets(X, y, **fit_params)
+
+    def get_iterator(self, dataset, training=False):
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if training:
+            kwargs.setdefault("shuffle", True)
+        return iterator(dataset, **kwargs)
+
+    # ------------------------------------------------------------- forward
+    def _model_input(self, x):
+        """uint8 or float batch on the device -> what the module takes."""
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        elif x.dtype != torch.float32:
+            x = x.float()
+        if self.module is None:
+            spec = get_spec(self.architecture)
+            if spec.input_size is not None and tuple(x.shape[-2:]) != (spec.input_size,) * 2:
+                x = F.interpolate(x, size=(spec.input_size,) * 2, mode="bilinear",
+                                  align_corners=False)
+            if spec.in_chans is not None and x.shape[1] != spec.in_chans:
+                x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
+        if self.augment and self.module_.training:
+            x = augment_batch(x, **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def infer(self, x, **fit_params):
+        x = self._model_input(to_tensor(x, device=self.device))
+        amp = getattr(self, "amp_dtype_", None)
+        device_type = torch.device(self.device or "cpu").type
+        with torch.autocast(device_type=device_type, dtype=amp or torch.float32,
+                            enabled=amp is not None):
+            out = self.module_(x, **fit_params)
+        # Logits leave autocast as float32: the loss and softmax need full range.
+        return out.float()
+
+    def evaluation_step(self, batch, training=False):
+        self.check_is_fitted()
+        Xi, _ = unpack_data(batch)
+        mode = torch.enable_grad() if training else torch.inference_mode()
+        with mode:
+            self._set_training(training)
+            return self.infer(Xi)
+
+    def load_params(self, *args, **kwargs):
+        with self._resolved_device():
+            return super().load_params(*args, **kwargs)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        with self._resolved_device():
+            yield from super().forward_iter(X, training=training, device=device)
+
+    # ------------------------------------------------------------ fit/predict
+    def _validate_X(self, X, reset):
+        if not reset:
+            check_is_fitted(self, "input_shape_")
+        images, n_features = as_image_array(X, estimator=self, return_n_features=True)
+        if reset:
+            _check_feature_names(self, X, reset=True)
+            self.input_shape_ = tuple(images.shape[1:])
+            self.n_features_in_ = n_features
+        else:
+            _check_feature_names(self, X, reset=False)
+            if tuple(images.shape[1:]) != self.input_shape_ or (
+                    n_features != self.n_features_in_
+                    and n_features != int(np.prod(self.input_shape_))):
+                raise ValueError(FEATURE_MISMATCH.format(
+                    got=n_features, name=type(self).__name__,
+                    expected=self.n_features_in_, shape=self.input_shape_))
+        return images
+
+    def _validate_y(self, y, n, reset):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if len(y) != n:
+            raise ValueError(LENGTH_MISMATCH.format(n_x=n, n_y=len(y)))
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity; every image needs a label.")
+        if reset:
+            encoder = LabelEncoder().fit(self.classes if self.classes is not None else y)
+            self.label_encoder_ = encoder
+        unknown = np.setdiff1d(y, self.label_encoder_.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y has label(s) {unknown.tolist()} not among the classes "
+                f"{self.label_encoder_.classes_.tolist()} of this model."
+            )
+        return self.label_encoder_.transform(y).astype(np.int64)
+
+    def _set_class_weight(self, y_enc):
+        if self.class_weight is None:
+            self.class_weight_ = None
+            return
+        classes = np.arange(len(self.classes_))
+        if isinstance(self.class_weight, dict):
+            missing = set(self.class_weight) - set(self.classes_.tolist())
+            if missing:
+                raise ValueError(UNKNOWN_CLASS_WEIGHT_LABEL.format(labels=sorted(missing)))
+            weight = {int(self.label_encoder_.transform([k])[0]): v
+                      for k, v in self.class_weight.items()}
+        else:
+            weight = self.class_weight
+        present = np.unique(y_enc)
+        w = np.ones(len(classes))
+        w[present] = compute_class_weight(weight, classes=present, y=y_enc) if (
+            weight == "balanced") else [weight.get(c, 1.0) for c in present]
+        self.class_weight_ = w.astype(np.float32)
+
+    def fit(self, X, y, **fit_params):
+        """Train the network on images ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, C, H, W) or (n, H*W)
+            uint8 pixels (scaled by 1/255 per batch) or floats used as given.
+        y : array-like of shape (n,)
+            Labels of any type (strings such as ``"happy"``).
+        **fit_params
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self
+        """
+        warm = self.warm_start and self.initialized_
+        X = self._validate_X(X, reset=not warm)
+        if len(X) < 2:
+            raise ValueError(TOO_FEW_SAMPLES.format(name=type(self).__name__, n=len(X)))
+        y = self._validate_y(y, len(X), reset=not warm)
+        if not warm:
+            self._set_class_weight(y)
+        with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
+            if not warm:
+                self.initialize()
+            return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Continue training (initialising first if needed) on ``X``, ``y``."""
+        if not self.initialized_ or not hasattr(self, "label_encoder_"):
+            return self.fit(X, y, **fit_params)
+        X = self._validate_X(X, reset=False)
+        y = self._validate_y(y, len(X), reset=False)
+        with self._resolved_device():
+            return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
+        X = self._validate_X(X, reset=False)
+        return super().predict_proba(X)
+
+    def predict(self, X):
+        """Predicted labels (values of ``classes_``)."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class CNNClassifier(FERClassifier):
+    """:class:`FERClassifier` with the VGG-style ``cnn`` architecture by default."""
+
+    _family = "cnn"
+
+    def __init__(self, architecture="cnn", **kwargs):
+        super().__init__(architecture, **kwargs)
+
+
+class ResNetClassifier(FERClassifier):
+    """:class:`FERClassifier` with ``resnet18`` (48x48 stem) by default."""
+
+    _family = "resnet"
+
+    def __init__(self, architecture="resnet18", **kwargs):
+        super().__init__(architecture, **kwargs)
+
+
+class DenseNetClassifier(FERClassifier):
+    """:class:`FERClassifier` with the compact ``densenet_bc`` by default."""
+
+    _family = "densenet"
+
+    def __init__(self, architecture="densenet_bc", **kwargs):
+        super().__init__(architecture, **kwargs)

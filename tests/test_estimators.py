@@ -1,0 +1,322 @@
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+
+from fer_sklearn import CNNClassifier, DenseNetClassifier, FERClassifier, ResNetClassifier
+from fer_sklearn._torch_utils import NO_CUDA
+from fer_sklearn.preprocessing import PixelScaler
+
+from .conftest import FAMILY_CONFIGS, make_faces
+
+FAMILIES = sorted(FAMILY_CONFIGS)
+
+
+def _estimator(family, **kwargs):
+    name, options, _, _ = FAMILY_CONFIGS[family]
+    params = dict(max_epochs=1, batch_size=16, random_state=0, **options)
+    params.update(kwargs)
+    return FERClassifier(architecture=name, **params)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_clone_and_params_round_trip(family):
+    est = _estimator(family, lr=0.02)
+    params = est.get_params(deep=False)
+    assert params["lr"] == 0.02 and params["device"] == "auto"
+    copy = clone(est)
+    assert copy.get_params(deep=False) == params
+    assert "callbacks__lr_schedule__kind" in est.get_params(deep=True)
+    option, values = FAMILY_CONFIGS[family][2:]
+    copy.set_params(**{option: values[1], "lr": 0.5})
+    assert copy.get_params()[option] == values[1] and copy.lr == 0.5
+    assert est.get_params().get(option) != values[1]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pipeline_and_cross_val_score(family, faces):
+    X, y = faces
+    pipe = make_pipeline(PixelScaler(), _estimator(family))
+    scores = cross_val_score(pipe, X, y, cv=StratifiedKFold(2, shuffle=True, random_state=0))
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    pipe.fit(X, y)
+    assert set(pipe.predict(X)) <= set(y)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grid_search_over_lr_and_a_module_option(family, faces):
+    X, y = faces
+    option, values = FAMILY_CONFIGS[family][2:]
+    search = GridSearchCV(_estimator(family), {"lr": [1e-3, 1e-2], option: values}, cv=2)
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_[option] in values
+    best = search.best_estimator_
+    assert best.get_params()[option] == search.best_params_[option]
+    assert best.predict_proba(X[:3]).shape == (3, 3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pickle_and_joblib_round_trip(family, faces, tmp_path):
+    X, y = faces
+    est = _estimator(family).fit(X, y)
+    expected = est.predict_proba(X)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    joblib.dump(est, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert loaded.get_params()["device"] == "auto"
+
+
+def test_family_classes_default_to_their_family_and_reject_others(faces):
+    assert CNNClassifier().architecture == "cnn"
+    assert ResNetClassifier().architecture == "resnet18"
+    assert DenseNetClassifier().architecture == "densenet_bc"
+    X, y = faces
+    with pytest.raises(ValueError, match="ResNetClassifier takes a resnet architecture"):
+        ResNetClassifier(architecture="cnn", max_epochs=1).fit(X, y)
+
+
+def test_string_labels_and_probabilities(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=10, lr=0.01, batch_size=8, module__width=8,
+                        module__depth=2, augment=False, random_state=0).fit(X, y)
+    assert clf.classes_.tolist() == ["angry", "happy", "sad"]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert proba.dtype == np.float32
+    pred = clf.predict(X)
+    assert pred.dtype.kind == "U"
+    assert (pred == y).mean() > 0.9  # the bars are trivially learnable
+    assert clf.score(X, y) == pytest.approx((pred == y).mean())
+
+
+@pytest.mark.parametrize("form", ["uint8_3d", "uint8_4d", "float_4d", "flat", "dataframe"])
+def test_input_forms_all_give_one_shape(form, faces):
+    X, y = faces
+    converted = {
+        "uint8_3d": X,
+        "uint8_4d": X[:, None],
+        "float_4d": X[:, None].astype(np.float64) / 255,
+        "flat": X.reshape(len(X), -1),
+        "dataframe": pd.DataFrame(X.reshape(len(X), -1)),
+    }[form]
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    clf.fit(converted, y)
+    assert clf.input_shape_ == (1, 48, 48)
+    assert clf.n_features_in_ == 2304
+    assert clf.predict(converted[:5]).shape == (5,)
+
+
+def test_flat_predict_accepted_after_image_fit(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    clf.fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X.reshape(len(X), -1)),
+                                  clf.predict_proba(X))
+
+
+def test_same_random_state_same_model_different_state_differs(faces):
+    X, y = faces
+
+    def fit(seed):
+        return CNNClassifier(max_epochs=2, module__width=4, module__depth=2,
+                             random_state=seed).fit(X, y).predict_proba(X)
+
+    np.testing.assert_array_equal(fit(3), fit(3))
+    assert not np.array_equal(fit(3), fit(4))
+
+
+def test_fitting_does_not_touch_the_global_torch_rng(faces):
+    X, y = faces
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
+    assert torch.rand(1) == before
+
+
+def test_augmentation_only_while_training(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2,
+                        random_state=0, augment__rotation=20.0).fit(X, y)
+    batch = torch.as_tensor(X[:8, None])
+    clf.module_.train()
+    augmented = clf._model_input(batch)
+    clf.module_.eval()
+    plain = clf._model_input(batch)
+    np.testing.assert_allclose(plain.numpy(), X[:8, None] / 255.0, rtol=1e-6)
+    assert not torch.allclose(augmented, plain)
+    # prediction is deterministic: no augmentation leaks into it
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
+
+
+def test_precision_and_layout_options(faces):
+    X, y = faces
+    fp32 = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                         precision="fp32", channels_last=False).fit(X, y)
+    assert fp32.amp_dtype_ is None
+    auto = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                         precision="auto").fit(X, y)
+    from fer_sklearn._torch_utils import bf16_supported
+
+    assert (auto.amp_dtype_ is torch.bfloat16) == bf16_supported("cpu")
+    assert auto.predict_proba(X).dtype == np.float32
+    with pytest.raises(ValueError, match="precision='fp16' is not one of"):
+        CNNClassifier(precision="fp16", max_epochs=1).fit(X, y)
+
+
+def test_class_weight_label_smoothing_and_optimizer_routing(faces):
+    X, y = faces
+    y = y.copy()
+    y[:30] = "happy"  # imbalance
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                        class_weight="balanced", label_smoothing=0.1,
+                        optimizer=torch.optim.SGD, optimizer__momentum=0.9).fit(X, y)
+    weight = clf.criterion_.weight.numpy()
+    counts = pd.Series(y).value_counts()[clf.classes_].to_numpy()
+    np.testing.assert_allclose(weight, len(y) / (len(counts) * counts), rtol=1e-5)
+    assert clf.criterion_.label_smoothing == 0.1
+    assert isinstance(clf.optimizer_, torch.optim.SGD)
+    assert clf.optimizer_.param_groups[0]["momentum"] == 0.9
+
+
+def test_lr_schedule_decays_to_zero(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=3, lr=0.1, module__width=4, module__depth=2,
+                        random_state=0, lr_schedule="cosine").fit(X, y)
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="lr_schedule='linear'"):
+        CNNClassifier(lr_schedule="linear", max_epochs=1).fit(X, y)
+
+
+def test_early_stopping_holds_out_validation_and_records_it(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=30, module__width=4, module__depth=2, random_state=0,
+                        early_stopping=2, validation_fraction=0.25, lr=0.05).fit(X, y)
+    history = clf.history
+    assert "valid_loss" in history[-1] and "valid_acc" in history[-1]
+    assert len(history) < 30 or history[-1, "valid_loss_best"]
+
+
+def test_checkpoint_writes_parameters(faces, tmp_path):
+    X, y = faces
+    CNNClassifier(max_epochs=2, module__width=4, module__depth=2, random_state=0,
+                  checkpoint_dir=tmp_path / "ckpt").fit(X, y)
+    assert (tmp_path / "ckpt" / "params.pt").is_file()
+
+
+def test_verbose_prints_epoch_progress(faces, capsys):
+    X, y = faces
+    CNNClassifier(max_epochs=2, module__width=4, module__depth=2, random_state=0,
+                  verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "epoch" in out and "train_loss" in out
+
+
+def test_model_saved_with_a_cuda_device_loads_on_cpu(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2,
+                        random_state=0, device="cpu").fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.__dict__["device"] = "cuda"  # as if trained on a GPU machine
+    blob = pickle.dumps(clf)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the fallback is for CPU-only machines")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        loaded = pickle.loads(blob)
+    assert str(loaded.device) == "cpu"
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_fails_early_with_our_message(faces):
+    X, y = faces
+    clf = CNNClassifier(device="cuda", max_epochs=1)
+    with pytest.raises(ValueError) as err:
+        clf.fit(X, y)
+    assert str(err.value) == NO_CUDA.format(device="cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        CNNClassifier(device="gpu0", max_epochs=1).fit(X, y)
+
+
+def test_auto_device_resolves_to_what_torch_sees(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    clf.fit(X, y)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(clf.module_.parameters()).device.type == expected
+    assert clf.device == "auto"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nan", "NaN"),
+    ("inf", "infinity"),
+    ("length", "X has 48 samples but y has 47"),
+    ("one_sample", "at least 2 samples"),
+    ("one_d", "Expected 2D array"),
+    ("five_d", "Expected images of shape"),
+])
+def test_bad_input_is_rejected_with_a_clear_error(bad, message, faces):
+    X, y = faces
+    Xf = X.astype(np.float32)
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2)
+    args = {
+        "nan": (np.where(np.arange(Xf.size).reshape(Xf.shape) == 5, np.nan, Xf), y),
+        "inf": (np.where(np.arange(Xf.size).reshape(Xf.shape) == 5, np.inf, Xf), y),
+        "length": (X, y[:-1]),
+        "one_sample": (X[:1], y[:1]),
+        "one_d": (X[0, 0], y[:48]),
+        "five_d": (X[:, None, None], y),
+    }[bad]
+    with pytest.raises(ValueError, match=message):
+        clf.fit(*args)
+
+
+def test_predict_with_wrong_image_size_names_both_sizes(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2).fit(X, y)
+    with pytest.raises(ValueError, match="X has 1024 features, but CNNClassifier is expecting 2304"):
+        clf.predict(X[:, :32, :32])
+
+
+def test_unknown_architecture_fails_at_fit_with_valid_names(faces):
+    X, y = faces
+    with pytest.raises(ValueError, match="Unknown architecture 'resnet19'.*resnet18"):
+        FERClassifier("resnet19", max_epochs=1).fit(X, y)
+
+
+def test_unknown_labels_at_partial_fit_are_named(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2).fit(X, y)
+    with pytest.raises(ValueError, match="'fear'"):
+        clf.partial_fit(X[:4], np.array(["fear"] * 4))
+    clf.partial_fit(X[:4], y[:4])  # known labels continue training
+    assert len(clf.history) == 2
+
+
+def test_seed_models_train_from_48x48_grayscale():
+    X, y = make_faces(n=12, n_classes=2)
+    clf = FERClassifier("seed_cnn", module__width=2, max_epochs=1, batch_size=6,
+                        random_state=0).fit(X, y)
+    batch = clf._model_input(torch.as_tensor(X[:2, None]))
+    assert tuple(batch.shape) == (2, 3, 224, 224)
+    assert clf.predict(X).shape == (12,)
+
+
+def test_save_params_round_trip(faces, tmp_path):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
+    clf.save_params(f_params=tmp_path / "p.pt")
+    other = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=1).fit(X, y)
+    other.load_params(f_params=tmp_path / "p.pt")
+    np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
