@@ -1,0 +1,318 @@
+import bz2
+import gzip
+import lzma
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fer_sklearn.datasets import (
+    EMOTIONS,
+    attach_attributes,
+    load_fer2013_csv,
+    load_image_folder,
+    load_labels_csv,
+)
+
+RNG = np.random.RandomState(0)
+
+
+def _faces(n):
+    return RNG.randint(0, 256, size=(n, 48, 48)).astype(np.uint8)
+
+
+def _write_csv(path, images, emotions, usage):
+    rows = [f'{e},"{" ".join(map(str, im.ravel()))}",{u}'
+            for im, e, u in zip(images, emotions, usage)]
+    text = "emotion,pixels,Usage\n" + "\n".join(rows) + "\n"
+    suffix = path.suffix
+    if suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif suffix == ".xz":
+        path.write_bytes(lzma.compress(text.encode()))
+    elif suffix == ".bz2":
+        path.write_bytes(bz2.compress(text.encode()))
+    elif suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("fer2013.csv", text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _save(img, path, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).convert(mode).save(path)
+
+
+def _folder_tree(root, split_layout=True, ext=".png", names=None):
+    names = names or {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+    images, labels, splits = [], [], []
+    for split in (["train", "PublicTest"] if split_layout else [None]):
+        for canonical, folder in names.items():
+            for k in range(2):
+                img = _faces(1)[0]
+                parts = ([split] if split else []) + [folder, f"{canonical}{k}{ext}"]
+                _save(img, root.joinpath(*parts))
+                images.append(img)
+                labels.append(canonical)
+                splits.append(split)
+    return images, labels, splits
+
+
+# ---------------------------------------------------------------- FER2013 CSV
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".csv.xz", ".csv.bz2", ".zip"])
+def test_fer2013_csv_plain_and_compressed(tmp_path, suffix):
+    images = _faces(5)
+    path = _write_csv(tmp_path / f"fer2013{suffix}", images, [0, 1, 3, 6, 4],
+                      ["Training", "Training", "PublicTest", "PrivateTest", "Training"])
+    bunch = load_fer2013_csv(path)
+    np.testing.assert_array_equal(bunch.data, images)
+    assert bunch.data.dtype == np.uint8 and bunch.data.shape == (5, 48, 48)
+    assert bunch.target.tolist() == ["angry", "disgust", "happy", "neutral", "sad"]
+    assert bunch.frame["split"].tolist() == ["train", "train", "validation", "test", "train"]
+    assert bunch.frame["usage"].tolist()[2] == "PublicTest"
+    assert bunch.target_names == ["angry", "disgust", "happy", "sad", "neutral"]
+    X, y = load_fer2013_csv(path, return_X_y=True)
+    np.testing.assert_array_equal(X, images)
+
+
+def test_fer2013_csv_is_cached_and_the_cache_follows_the_file(tmp_path, private_cache):
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)
+    first = load_fer2013_csv(path)
+    second = load_fer2013_csv(path)
+    assert not first.report["cache_hit"] and second.report["cache_hit"]
+    np.testing.assert_array_equal(first.data, second.data)
+    assert list(private_cache.glob("fer2013_csv-*.npz"))
+    new = _faces(3)
+    _write_csv(path, new, [3, 3, 3], ["Training"] * 3)  # size/mtime change
+    third = load_fer2013_csv(path)
+    assert not third.report["cache_hit"]
+    np.testing.assert_array_equal(third.data, new)
+    assert not load_fer2013_csv(path, cache=False).report["cache_hit"]
+
+
+def test_fer2013_csv_bad_pixel_row_names_the_line(tmp_path):
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)
+    lines = path.read_text().splitlines()
+    lines[2] = '1,"1 2 3",Training'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"1 row\(s\) do not hold 2304 pixel values.*line\(s\) 3 "):
+        load_fer2013_csv(path)
+
+
+def test_fer2013_csv_bad_values_and_columns(tmp_path):
+    path = _write_csv(tmp_path / "f.csv", _faces(2), [0, 9], ["Training"] * 2)
+    with pytest.raises(ValueError, match=r"'emotion' must be an id 0-6.*line\(s\) 3 hold \[9\]"):
+        load_fer2013_csv(path)
+    bad = tmp_path / "g.csv"
+    bad.write_text("label,pixels\n0,1 2\n")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['emotion'\].*found: \['label', 'pixels'\]"):
+        load_fer2013_csv(bad)
+    pixels = tmp_path / "h.csv"
+    img = " ".join(["7"] * 2303 + ["300"])
+    pixels.write_text(f'emotion,pixels\n0,"{img}"\n')
+    with pytest.raises(ValueError, match=r"integers 0-255; line\(s\) 2"):
+        load_fer2013_csv(pixels)
+
+
+def test_fer2013_csv_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such file or folder"):
+        load_fer2013_csv(tmp_path / "nope.csv")
+
+
+# ------------------------------------------------------------- image folders
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_image_folder_split_layout_with_synonyms(tmp_path, ext):
+    images, labels, splits = _folder_tree(tmp_path / "data", ext=ext)
+    bunch = load_image_folder(tmp_path / "data")
+    assert bunch.data.shape == (12, 48, 48) and bunch.data.dtype == np.uint8
+    frame = bunch.frame
+    assert sorted(set(frame["split"])) == ["train", "validation"]
+    assert sorted(set(bunch.target)) == ["angry", "happy", "sad"]
+    assert bunch.target_names == ["angry", "happy", "sad"]
+    # each image comes back with its own label and pixels
+    by_source = dict(zip(frame["source"], range(len(frame))))
+    i = by_source["train/anger/angry0" + ext]
+    assert bunch.target[i] == "angry"
+    if ext == ".png":  # lossless
+        np.testing.assert_array_equal(bunch.data[i], images[0])
+
+
+def test_image_folder_class_layout_and_zip_with_single_root(tmp_path):
+    _folder_tree(tmp_path / "flat" / "faces", split_layout=False)
+    bunch = load_image_folder(tmp_path / "flat" / "faces")
+    assert set(bunch.frame["split"]) == {"unassigned"}
+    assert len(bunch.data) == 6
+    # a zip holding one top-level folder: fer2013/train/<class>/...
+    src = tmp_path / "tree"
+    _folder_tree(src, ext=".jpg")
+    zpath = tmp_path / "fer.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted(src.rglob("*")):
+            zf.write(f, "fer2013/" + f.relative_to(src).as_posix())
+        zf.writestr("fer2013/train/.DS_Store", b"junk")
+        zf.writestr("fer2013/train/anger/notes.txt", b"not an image")
+    bunch = load_image_folder(zpath)
+    assert len(bunch.data) == 12
+    assert bunch.report["root_folder"] == "fer2013"
+    assert bunch.report["hidden_files"] == 1
+    assert bunch.report["ignored_files"] == ["fer2013/train/anger/notes.txt"]
+    assert all(s.startswith(("train/", "PublicTest/")) for s in bunch.frame["source"])
+    again = load_image_folder(zpath)
+    assert again.report["cache_hit"]
+    np.testing.assert_array_equal(again.data, bunch.data)
+
+
+def test_image_folder_converts_colour_16bit_and_other_sizes(tmp_path):
+    root = tmp_path / "d"
+    rgb = RNG.randint(0, 256, (48, 48, 3)).astype(np.uint8)
+    _save(rgb, root / "happy" / "rgb.png", mode="RGB")
+    Image.fromarray(np.full((48, 48), 65535, np.uint16)).save(root / "happy" / "deep.png")
+    _save(_faces(1)[0].repeat(2, 0).repeat(2, 1), root / "sad" / "big.png")
+    _save(RNG.randint(0, 256, (60, 40)).astype(np.uint8), root / "sad" / "wide.png")
+    bunch = load_image_folder(root)
+    assert bunch.data.shape == (4, 48, 48)
+    conv = bunch.report["conversions"]
+    assert conv["converted_to_gray"] == 1 and conv["high_bit_depth"] == 1
+    assert conv["resized"] == 2 and conv["cropped_to_square"] == 1  # wide: crop, then resize
+    i = list(bunch.frame["source"]).index("happy/deep.png")
+    assert bunch.data[i].min() == 255
+    j = list(bunch.frame["source"]).index("happy/rgb.png")
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(bunch.data[j], expected)
+
+
+def test_image_folder_unknown_class_lists_every_unknown_name(tmp_path):
+    _folder_tree(tmp_path, split_layout=False,
+                 names={"happy": "happy", "x": "contempt", "y": "hapy"})
+    with pytest.raises(ValueError) as err:
+        load_image_folder(tmp_path)
+    msg = str(err.value)
+    assert "'contempt'" in msg and "'hapy'" in msg and "did you mean 'happy'" in msg
+    assert ", ".join(EMOTIONS) in msg
+
+
+def test_image_folder_corrupt_image_raises_or_is_skipped(tmp_path):
+    _folder_tree(tmp_path, split_layout=False)
+    (tmp_path / "anger" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(ValueError, match=r"Cannot decode image anger/broken.jpg.*on_error='skip'"):
+        load_image_folder(tmp_path, cache=False)
+    bunch = load_image_folder(tmp_path, on_error="skip", cache=False)
+    assert len(bunch.data) == 6
+    assert [s for s, _ in bunch.report["skipped"]] == ["anger/broken.jpg"]
+    with pytest.raises(ValueError, match="on_error='ignore' is not one of"):
+        load_image_folder(tmp_path, on_error="ignore")
+
+
+def test_image_folder_empty_missing_truncated_and_mixed(tmp_path):
+    (tmp_path / "empty" / "happy").mkdir(parents=True)
+    with pytest.raises(ValueError, match="No images found in"):
+        load_image_folder(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="No such file or folder"):
+        load_image_folder(tmp_path / "missing")
+    _folder_tree(tmp_path / "src", split_layout=False)
+    zpath = tmp_path / "cut.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted((tmp_path / "src").rglob("*.png")):
+            zf.write(f, f.relative_to(tmp_path / "src").as_posix())
+    zpath.write_bytes(zpath.read_bytes()[:-60])
+    with pytest.raises(ValueError, match="not a folder or a readable .zip file"):
+        load_image_folder(zpath)
+    mixed = tmp_path / "mixed"
+    _folder_tree(mixed, split_layout=False)
+    _save(_faces(1)[0], mixed / "train" / "happy" / "x.png")
+    with pytest.raises(ValueError, match="mixes layouts"):
+        load_image_folder(mixed)
+
+
+# ------------------------------------------------------------- labels CSV
+def test_labels_csv_reroots_foreign_absolute_paths(tmp_path):
+    _folder_tree(tmp_path / "here" / "fer2013", split_layout=True, ext=".jpg")
+    files = sorted((tmp_path / "here" / "fer2013").rglob("*.jpg"))
+    foreign = ["/content/drive/MyDrive/fer2013/" + f.relative_to(
+        tmp_path / "here" / "fer2013").as_posix() for f in files]
+    labels = [f.parent.name for f in files]
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame({"image_path": foreign, "label": labels}).to_csv(csv, index=False)
+    with pytest.raises(FileNotFoundError, match=r"12 of 12 image path\(s\).*root="):
+        load_labels_csv(csv)
+    bunch = load_labels_csv(csv, root=tmp_path / "here" / "fer2013")
+    assert len(bunch.data) == 12
+    expected = pd.Series(labels).map({"anger": "angry", "happiness": "happy",
+                                      "sadness": "sad"}).tolist()
+    assert bunch.target.tolist() == expected
+    assert bunch.frame["source"].tolist() == foreign
+
+
+def test_labels_csv_relative_paths_split_column_and_missing_files(tmp_path):
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    rows = pd.DataFrame({"image_path": ["imgs/anger/angry0.png", "imgs/happiness/happy1.png",
+                                        "imgs/gone.png"],
+                         "label": ["angry", "happy", "sad"],
+                         "split": ["train", "test", "train"]})
+    rows.to_csv(csv, index=False)
+    with pytest.raises(FileNotFoundError, match="imgs/gone.png"):
+        load_labels_csv(csv)
+    bunch = load_labels_csv(csv, on_error="skip")
+    assert bunch.target.tolist() == ["angry", "happy"]
+    assert bunch.frame["split"].tolist() == ["train", "test"]
+    assert bunch.report["missing_files"] == ["imgs/gone.png"]
+    rows.drop(columns="label").to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['label'\]"):
+        load_labels_csv(csv)
+
+
+# ------------------------------------------------------------- attributes
+def test_attach_attributes_joins_on_path_and_reports_matches(tmp_path):
+    _folder_tree(tmp_path / "d", split_layout=False)
+    bunch = load_image_folder(tmp_path / "d")
+    sources = list(bunch.frame["source"])
+    table = pd.DataFrame({"path": sources[:-1] + ["elsewhere/x.png"],
+                          "gender": ["female", "male"] * 3,
+                          "age_group": ["adult"] * 6})
+    csv = tmp_path / "attrs.csv"
+    table.to_csv(csv, index=False)
+    out = attach_attributes(bunch, csv)
+    assert out.attributes == ["gender", "age_group"]
+    assert out.report["attributes"] == {"file": str(csv), "matched": 5,
+                                        "unmatched_images": 1, "unused_rows": 1}
+    assert out.frame["gender"].tolist()[:5] == ["female", "male"] * 2 + ["female"]
+    assert pd.isna(out.frame["gender"].iloc[-1])
+    assert "gender" not in bunch.frame  # the input is left alone
+
+
+def test_attach_attributes_strips_a_leading_root_folder(tmp_path):
+    _folder_tree(tmp_path / "d", split_layout=False)
+    bunch = load_image_folder(tmp_path / "d")
+    table = pd.DataFrame({"path": ["fer2013/" + s for s in bunch.frame["source"]],
+                          "race": ["a"] * len(bunch.frame)})
+    out = attach_attributes(bunch, table)
+    assert out.report["attributes"]["matched"] == len(bunch.frame)
+
+
+def test_attach_attributes_errors(tmp_path):
+    _folder_tree(tmp_path / "d", split_layout=False)
+    bunch = load_image_folder(tmp_path / "d")
+    with pytest.raises(ValueError, match="No row of the attribute table matched"):
+        attach_attributes(bunch, pd.DataFrame({"path": ["x/y.png"], "g": ["f"]}))
+    with pytest.raises(ValueError, match="has no column 'path'.*'file'"):
+        attach_attributes(bunch, pd.DataFrame({"file": ["x"], "g": ["f"]}))
+    first = bunch.frame["source"][0]
+    with pytest.raises(ValueError, match="more than once"):
+        attach_attributes(bunch, pd.DataFrame({"path": [first, first], "g": ["f", "m"]}))
+    with pytest.raises(ValueError, match=r"column\(s\) \['split'\]"):
+        attach_attributes(bunch, pd.DataFrame({"path": [first], "split": ["f"]}))
+    with pytest.raises(FileNotFoundError):
+        attach_attributes(bunch, tmp_path / "none.csv")
+
+
+def test_attach_attributes_on_fer2013_rows(tmp_path):
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)
+    bunch = load_fer2013_csv(path)
+    out = attach_attributes(bunch, pd.DataFrame({"row": ["0", "2"], "gender": ["f", "m"]}),
+                            on="row")
+    assert out.frame["gender"].tolist()[0] == "f" and out.frame["gender"].tolist()[2] == "m"
