@@ -232,6 +232,11 @@ _WINDOWS = {
 
 _BIT = {"brows": 1, "eyes": 2, "nose": 4, "mouth": 8, "occluder": 16}
 _OCCLUDERS = ("none", "glasses", "sunglasses", "bar")
+_MASK_NAMES = REGIONS + ("evidence", "occluder")
+# mask bits of each class's evidence regions, in EMOTIONS order
+_EVIDENCE_BITS = np.array(
+    [sum(_BIT[r] for r in EVIDENCE_REGIONS[c]) for c in EMOTIONS], dtype=np.uint8
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -584,6 +589,11 @@ def _ramp(d, inv_px):
     return np.clip(0.5 - d * inv_px, 0.0, 1.0)
 
 
+def _set_bit(bits, where, name):
+    """Set the mask bit of part ``name`` in ``bits`` (a view) where ``where``."""
+    np.bitwise_or(bits, _BIT[name], out=bits, where=where)
+
+
 def _signed_sqrt(v):
     return np.copysign(np.sqrt(np.abs(v)), v)
 
@@ -622,14 +632,21 @@ def _draw_hair(F, A, P, L):
     oy = P["ay"] + hv
     q = (x / ox) ** 2 + ((y - (P["cy"] - 0.05)) / oy) ** 2
     r = np.sqrt(q, out=q)
-    outer = _coverage(np.multiply(r - 1.0, ox, out=r), ip)
+    r -= 1.0
+    r *= ox
+    outer = _coverage(r, ip)
     line = P["hair_line"] + P["hair_side"] * x * x  # (B, 1, w)
     hair = _coverage(y - line, ip)
     hair *= outer
     sub_f = F[:, rows, cols]
     sub_a = A[:, rows, cols]
-    sub_f += hair * (P["hair_col"] - sub_f)
-    sub_a += hair * (1.0 - sub_a)
+    # sub += hair * (value - sub), with one temporary (outer is free again)
+    t = np.subtract(P["hair_col"], sub_f, out=outer)
+    t *= hair
+    sub_f += t
+    t = np.subtract(1.0, sub_a, out=outer)
+    t *= hair
+    sub_a += t
 
 
 def _draw_forehead(F, P, L):
@@ -659,7 +676,7 @@ def _draw_brows(F, P, L, bits):
     d = np.abs(y - yb)
     d -= half
     if bits is not None:
-        bits[:, rows, cols] |= ((d < L.margin) & (cap > 0.0)).view(np.uint8) * np.uint8(_BIT["brows"])
+        _set_bit(bits[:, rows, cols], (d < L.margin) & (cap > 0.0), "brows")
     cov = _coverage(d, ip)
     cov *= cap * (P["brow_ink"] * P["fc"])
     F[:, rows, cols] -= cov
@@ -684,7 +701,7 @@ def _draw_eyes(F, P, L, bits):
     yl = ey + P["lid_low"] * env
     dop = np.maximum(yu - y, y - yl)  # (B, h, w), negative inside the opening
     if bits is not None:
-        bits[:, rows, cols] |= (dop < L.margin).view(np.uint8) * np.uint8(_BIT["eyes"])
+        _set_bit(bits[:, rows, cols], dop < L.margin, "eyes")
     opening = _coverage(dop, ip)
 
     dx = x - np.sign(x) * ex - P["gaze_x"]  # (B, 1, w)
@@ -754,7 +771,7 @@ def _draw_nose(F, P, L, bits):
         sub -= cov
     if bits is not None:
         qm = (x / 0.2) ** 2 + ((y - (ny - 0.13)) / 0.25) ** 2
-        bits[:, rows, cols] |= (qm < 1.0).view(np.uint8) * np.uint8(_BIT["nose"])
+        _set_bit(bits[:, rows, cols], qm < 1.0, "nose")
 
 
 def _draw_folds(F, P, L):
@@ -786,7 +803,7 @@ def _draw_mouth(F, P, L, bits):
     # lips
     d = np.maximum((yu - P["lip_up"] * pl) - y, y - (yl + P["lip_low"] * pl))
     if bits is not None:
-        bits[:, rows, cols] |= ((d < L.margin) & (at < 1.1)).view(np.uint8) * np.uint8(_BIT["mouth"])
+        _set_bit(bits[:, rows, cols], (d < L.margin) & (at < 1.1), "mouth")
     lips = _coverage(d, ip)
     lips *= capx * (P["lip_ink"] * fc)
     sub -= lips
@@ -810,8 +827,9 @@ def _draw_mouth(F, P, L, bits):
     sub -= cov
 
 
-def _draw_background(F, A, P, L):
-    bg = (P["bg"] + P["bg_x"] * L.X) + P["bg_y"] * L.Y  # (B, S, S)
+def _draw_background(F, A, P, L, ws):
+    bg = ws.get("bg", F.shape[0])
+    np.add(P["bg"] + P["bg_x"] * L.X, P["bg_y"] * L.Y, out=bg)
     F -= bg
     F *= A
     F += bg
@@ -905,21 +923,20 @@ def _warp(F, P, L, bits, ws):
     y0 *= S
     y0 += x0
     y0 += L.base[:B]
-    idx, idx1 = ws.get("idx", B, np.intp), ws.get("idx1", B, np.intp)
+    idx = ws.get("idx", B, np.intp)
     np.copyto(idx, y0, casting="unsafe")
+    # the 4 neighbours: one index array into the canvas shifted by 0, 1, S, S+1
+    # (indices are in range, so "clip" never clips)
     flat = F.reshape(-1)
     v00, v01 = ws.get("v00", B), ws.get("v01", B)
     v10, v11 = ws.get("v10", B), ws.get("v11", B)
     np.take(flat, idx, out=v00, mode="clip")
-    np.add(idx, 1, out=idx1)
-    np.take(flat, idx1, out=v01, mode="clip")
+    np.take(flat[1:], idx, out=v01, mode="clip")
     v01 -= v00
     v01 *= fx
     v01 += v00  # top row
-    idx1 += S
-    np.take(flat, idx1, out=v11, mode="clip")
-    idx1 -= 1
-    np.take(flat, idx1, out=v10, mode="clip")
+    np.take(flat[S + 1:], idx, out=v11, mode="clip")
+    np.take(flat[S:], idx, out=v10, mode="clip")
     v11 -= v10
     v11 *= fx
     v11 += v10  # bottom row
@@ -928,8 +945,15 @@ def _warp(F, P, L, bits, ws):
     v11 += v01
     out_bits = None
     if bits is not None:
-        idx += fx >= 0.5
-        idx += (fy >= 0.5) * S
+        # nearest neighbour: step right / down where that weight is >= 0.5;
+        # done on the exact float32 index (cheaper than int64 arithmetic)
+        near, step = v00, v01  # free now
+        np.greater_equal(fy, 0.5, out=near)
+        near *= S
+        near += y0
+        np.greater_equal(fx, 0.5, out=step)
+        near += step
+        np.copyto(idx, near, casting="unsafe")
         out_bits = np.take(bits.reshape(-1), idx, mode="clip")
     return v11, out_bits
 
@@ -971,7 +995,7 @@ def _render_chunk(P, L, noise, with_masks, ws):
     _draw_nose(F, P, L, bits)
     _draw_folds(F, P, L)
     _draw_mouth(F, P, L, bits)
-    _draw_background(F, A, P, L)
+    _draw_background(F, A, P, L, ws)
     occ = P["occluder"].reshape(-1)
     sel = np.flatnonzero((occ == 1) | (occ == 2))
     if sel.size:
@@ -1181,19 +1205,25 @@ def make_synthetic_faces(
     L = _Layout.get(size)
     ws = _Workspace(min(L.chunk, n), size)
     data = np.empty((n, size, size), dtype=np.uint8)
-    bits = np.empty((n, size, size), dtype=np.uint8) if return_masks else None
+    masks = None
+    if return_masks:
+        masks = {name: np.empty((n, size, size), dtype=bool) for name in _MASK_NAMES}
+        evidence_bits = _EVIDENCE_BITS[labels]
     for start in range(0, n, L.chunk):
         sl = slice(start, min(start + L.chunk, n))
         B = sl.stop - sl.start
         P = {k: v[sl, None, None] for k, v in params.items()}
         noise = None
         if add_noise:
+            # fancy indexing copies just the B windows; np.take(windows, ...)
+            # would first copy the whole (virtual, GB-sized) window view
             noise = ws.get("noise", B)
-            np.take(windows, offsets[sl], axis=0, out=noise.reshape(B, n_pix))
+            noise.reshape(B, n_pix)[...] = windows[offsets[sl]]
         img, out_bits = _render_chunk(P, L, noise, return_masks, ws)
         np.copyto(data[sl], img, casting="unsafe")
         if return_masks:
-            bits[sl] = out_bits
+            # split the bits while the chunk is still in cache
+            _split_bits(out_bits, evidence_bits[sl], masks, sl, ws)
 
     names = np.asarray(EMOTIONS)
     occ_names = np.asarray(_OCCLUDERS)[params["occluder"].astype(np.int64)]
@@ -1212,19 +1242,18 @@ def make_synthetic_faces(
     frame = pd.DataFrame(frame)
     extra = {"attributes": list(ATTRIBUTES), "bias": spec}
     if return_masks:
-        extra["masks"] = _masks_from_bits(bits, labels)
+        extra["masks"] = masks
     descr = _describe(n, size, difficulty, spec, probs, return_masks)
     return make_bunch(data, names[target_idx], frame, descr, return_X_y=return_X_y, **extra)
 
 
-def _masks_from_bits(bits, labels):
-    masks = {name: (bits & _BIT[name]) != 0 for name in REGIONS}
-    ev = np.array(
-        [sum(_BIT[r] for r in EVIDENCE_REGIONS[c]) for c in EMOTIONS], dtype=np.uint8
-    )[labels]
-    masks["evidence"] = (bits & ev[:, None, None]) != 0
-    masks["occluder"] = (bits & _BIT["occluder"]) != 0
-    return masks
+def _split_bits(bits, evidence_bits, masks, sl, ws):
+    """Write one chunk's mask bits into the bool ``masks`` arrays at ``sl``."""
+    tmp = ws.get("split", bits.shape[0], np.uint8)
+    for name in _MASK_NAMES:
+        bit = evidence_bits[:, None, None] if name == "evidence" else _BIT[name]
+        np.bitwise_and(bits, bit, out=tmp)
+        np.not_equal(tmp, 0, out=masks[name][sl])
 
 
 def _describe(n, size, difficulty, spec, probs, masks):
