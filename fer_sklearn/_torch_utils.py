@@ -101,3 +101,22 @@ def seeded(seed, device):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+
+def channels_last_safe(module, device):
+    """Whether ``module`` may train in channels-last layout on ``device``.
+
+    On CPU, PyTorch 2.14's oneDNN computes the weight gradient of a 1x1
+    convolution with stride > 1 and fewer than 16 input channels out of
+    bounds in channels-last layout (heap corruption, then a crash). Networks
+    with such a layer (the downsampling shortcuts of narrow ResNets) train in
+    the default layout instead; wider ones are unaffected.
+    """
+    if torch.device(device or "cpu").type != "cpu":
+        return True
+    return not any(
+        isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)
+        and max(m.stride) > 1 and m.in_channels < 16
+        for m in module.modules()
+    )

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._images import TOO_FEW_SAMPLES, as_image_array
-from ._torch_utils import bf16_supported, resolve_device, resolve_precision, seed_from, seeded
+from ._torch_utils import bf16_supported, channels_last_safe, resolve_device, resolve_precision, seed_from, seeded
 from ._training import BatchIterator, BatchLRSchedule, ValidAccuracy, augment_batch
 from .architectures import create, get_spec
 
@@ -245,7 +245,9 @@ class FERClassifier(NeuralNetClassifier):
         else:
             module = create(self.architecture, num_classes=self._n_classes(),
                             in_chans=in_chans, **kwargs)
-        if self.channels_last:
+        # channels_last_ is the layout in use: the requested one where it is safe.
+        self.channels_last_ = bool(self.channels_last) and channels_last_safe(module, self.device)
+        if self.channels_last_:
             module = module.to(memory_format=torch.channels_last)
         self.module_ = module
         return self
@@ -319,7 +321,7 @@ class FERClassifier(NeuralNetClassifier):
                 x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
         if self.augment and self.module_.training:
             x = augment_batch(x, **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
-        if self.channels_last:
+        if getattr(self, "channels_last_", False):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 

@@ -320,3 +320,15 @@ def test_save_params_round_trip(faces, tmp_path):
     other = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=1).fit(X, y)
     other.load_params(f_params=tmp_path / "p.pt")
     np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("width, expected", [(4, False), (16, True)])
+def test_channels_last_is_skipped_where_onednn_would_corrupt_memory(width, expected, faces):
+    # PyTorch 2.14's oneDNN crashes in the weight gradient of narrow (< 16
+    # channel) strided 1x1 convolutions in channels-last layout on CPU.
+    X, y = faces
+    est = ResNetClassifier(module__width=width, max_epochs=1, device="cpu", random_state=0)
+    for _ in range(3):
+        est.fit(X, y)
+    assert est.channels_last_ is expected
+    assert est.get_params()["channels_last"] is True
