@@ -20,6 +20,7 @@ setup(
     packages=find_packages(include=["fer_sklearn", "fer_sklearn.*", "benchmark", "benchmark.*"]),
     install_requires=[
         "numpy>=1.24",
+        "scipy>=1.10",
         "pandas>=2.0",
         "pillow>=9.0",
         "scikit-learn>=1.6,<2",
@@ -32,6 +33,7 @@ setup(
         "shap>=0.44",
         "captum>=0.7",
         "tqdm>=4.60",
+        "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2"],

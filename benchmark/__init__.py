@@ -1,0 +1,1 @@
+"""The fer-sklearn benchmark harness: ``python -m benchmark run|list|report``."""

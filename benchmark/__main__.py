@@ -1,0 +1,53 @@
+"""``python -m benchmark``: argument parsing only; the work is in :mod:`benchmark.cli`."""
+
+import argparse
+import sys
+
+from . import cli
+
+
+def _models(text):
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="Compare facial-expression classifiers: accuracy, bias, explanations.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="run a benchmark and write its report",
+        description="Run the stages (data, search, evaluate, ...) and write "
+                    "reports/<name>/report.md and results.json. With no options: "
+                    "synthetic faces, CNN vs ResNet vs DenseNet, quick profile.")
+    run.add_argument("--dataset", help="synthetic (default), fer2013:PATH (fer2013.csv or the "
+                     "Kaggle JPEG layout, folder or zip), folder:PATH, csv:PATH (image_path,label)")
+    run.add_argument("--attributes", help="CSV of sensitive attributes joined on the image path")
+    run.add_argument("--models", type=_models,
+                     help="comma-separated registry names (see `list`), e.g. cnn,resnet18")
+    run.add_argument("--profile", help="quick (default), full or seed; see `list`")
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    run.add_argument("--config", dest="config_file", help="TOML file of config keys")
+    run.add_argument("--out", help="folder of run folders (default: reports)")
+    run.add_argument("--name", help="run folder name (default: <dataset>-<profile>)")
+    run.add_argument("--seed", type=int, help="seed of split, folds, models, bootstrap (default 0)")
+    run.add_argument("--n-jobs", dest="n_jobs", type=int, help="parallel fits in the search")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run of the same configuration")
+
+    report = sub.add_parser("report", help="re-render report.md from a run's results.json")
+    report.add_argument("run_dir")
+
+    sub.add_parser("list", help="list architectures, datasets and profiles")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return cli.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The commands behind ``python -m benchmark``."""
+
+import sys
+
+from fer_sklearn.architectures import get_spec, list_architectures
+
+from . import runner
+from .config import DATASET_KINDS, describe_profiles, resolve_config
+from .config import FIELDS as CONFIG_FIELDS
+from .progress import log
+
+INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
+               "command plus --resume.")
+
+
+def _flags(args):
+    return {k: v for k, v in vars(args).items() if k in CONFIG_FIELDS}
+
+
+def cmd_run(args):
+    config = resolve_config(args.config_file, **_flags(args))
+    try:
+        runner.run(config, resume=args.resume)
+    except KeyboardInterrupt:
+        print(INTERRUPTED.format(run_dir=config.run_dir), file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_report(args):
+    path = runner.write_report(args.run_dir)
+    log(f"report: {path}")
+    return 0
+
+
+def cmd_list(args):
+    print("Architectures (--models):")
+    for name in list_architectures():
+        spec = get_spec(name)
+        print(f"  {name:<22} [{spec.family}] {spec.description}")
+    print("\nDatasets (--dataset):")
+    for kind in DATASET_KINDS:
+        print(f"  {kind}" + ("" if kind == "synthetic" else ":PATH"))
+    print("\nProfiles (--profile):")
+    for name, description in describe_profiles():
+        print(f"  {name:<8} {description}")
+    return 0
+
+
+def main(args):
+    """Run the parsed command; user errors end with a message, not a traceback."""
+    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+    try:
+        return commands[args.command](args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,351 @@
+"""The run configuration: defaults -> profile -> TOML file -> flags, frozen.
+
+Every key a config file may set is a field of :class:`Config`; profiles are
+named bundles of such fields (:data:`PROFILES`). Model recipes (estimator
+parameters and the grid the search stage explores) live under ``recipes``,
+keyed by registry name, and merge key by key across the layers.
+"""
+
+import copy
+import difflib
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+UNKNOWN_KEY = "Unknown {where} key {key!r}.{hint} Valid keys: {valid}."
+UNKNOWN_VALUE = "Unknown {what} {value!r}.{hint} Valid values: {valid}."
+BAD_VALUE = "{key} must be {expected}; got {value!r}."
+BAD_TOML = "Cannot read config file {path}: {reason}."
+MISSING_CONFIG = "Config file {path} does not exist."
+BAD_DATASET = (
+    "dataset {value!r} is not one of synthetic, fer2013:PATH, folder:PATH, csv:PATH "
+    "(e.g. fer2013:data/fer2013.csv or folder:faces/).{hint}"
+)
+
+DATASET_KINDS = ("synthetic", "fer2013", "folder", "csv")
+
+# Recipe keys a recipe table may hold.
+RECIPE_KEYS = ("params", "grid", "max_train")
+
+
+def _did_you_mean(value, valid):
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+# --------------------------------------------------------------------------- #
+# Profiles
+# --------------------------------------------------------------------------- #
+# Quick: sized so that the default run (synthetic faces, three families, a
+# 2-point grid, 2-fold CV) finishes in minutes on a 2-core CPU.
+_QUICK_COMMON = {"batch_size": 64, "lr_schedule": "onecycle", "label_smoothing": 0.05}
+
+_QUICK_RECIPES = {
+    "cnn": {
+        "params": {**_QUICK_COMMON, "max_epochs": 8, "lr": 3e-3,
+                   "module__width": 16, "module__depth": 3},
+        "grid": {"module__dropout": [0.1, 0.3]},
+    },
+    "resnet18": {
+        "params": {**_QUICK_COMMON, "max_epochs": 8, "lr": 3e-3,
+                   "module__width": 16, "module__stem_stride": 2},
+        "grid": {"lr": [1e-3, 3e-3]},
+    },
+    "densenet_bc": {
+        "params": {**_QUICK_COMMON, "max_epochs": 8, "lr": 3e-3,
+                   "module__growth_rate": 8, "module__block_config": [3, 6, 6],
+                   "module__stem_stride": 2},
+        "grid": {"module__growth_rate": [6, 8]},
+    },
+}
+
+# The original study's setup: 224x224 3-channel input (the registry's seed_*
+# entries resize on the device), SGD lr 3e-4 momentum 0.9, 10 epochs, batch 32,
+# no augmentation, no schedule. At 224x224 a CPU trains a few dozen faces per
+# second, so the profile caps the training set (``max_train``) and skips the
+# grid search: the study tuned nothing.
+_SEED_PARAMS = {
+    "optimizer": "torch.optim.SGD", "lr": 3e-4, "optimizer__momentum": 0.9,
+    "max_epochs": 10, "batch_size": 32, "lr_schedule": None, "augment": False,
+    "precision": "fp32", "channels_last": False,
+}
+_SEED_RECIPES = {
+    name: {"params": dict(_SEED_PARAMS), "grid": {}, "max_train": 300}
+    for name in ("seed_cnn", "seed_resnet", "seed_densenet")
+}
+
+# Full: the GPU recipe for FER2013 (long schedule, augmentation, flip
+# averaging at test time). Expect hours on a CPU.
+_FULL_COMMON = {"batch_size": 128, "lr_schedule": "onecycle", "label_smoothing": 0.1,
+                "class_weight": "balanced", "optimizer__weight_decay": 5e-4}
+_FULL_RECIPES = {
+    "cnn": {"params": {**_FULL_COMMON, "max_epochs": 120, "lr": 3e-3, "module__width": 64},
+            "grid": {"module__dropout": [0.3, 0.5]}},
+    "resnet18": {"params": {**_FULL_COMMON, "max_epochs": 120, "lr": 3e-3},
+                 "grid": {"lr": [1e-3, 3e-3]}},
+    "densenet_bc": {"params": {**_FULL_COMMON, "max_epochs": 120, "lr": 3e-3,
+                               "module__growth_rate": 24},
+                    "grid": {"lr": [1e-3, 3e-3]}},
+}
+
+PROFILES = {
+    "quick": {
+        "description": "CPU-sized: small models, a 2-point grid, 2-fold CV (the default)",
+        "models": ["cnn", "resnet18", "densenet_bc"],
+        "cv": 2,
+        "recipes": _QUICK_RECIPES,
+    },
+    "full": {
+        "description": "GPU recipe for FER2013: long schedule, augmentation, flip averaging",
+        "models": ["cnn", "resnet18", "densenet_bc"],
+        "cv": 3,
+        "tta": True,
+        "recipes": _FULL_RECIPES,
+    },
+    "seed": {
+        "description": ("the original study's setup (224x224x3, SGD 3e-4, 10 epochs) "
+                        "beside the quick recipes, on a capped training set"),
+        "models": ["cnn", "resnet18", "densenet_bc",
+                   "seed_cnn", "seed_resnet", "seed_densenet"],
+        "cv": 2,
+        "recipes": {**_QUICK_RECIPES, **_SEED_RECIPES},
+    },
+}
+
+
+# --------------------------------------------------------------------------- #
+# Config
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Config:
+    """Everything a run depends on; written to ``config.json`` beside the results.
+
+    Attributes
+    ----------
+    dataset : str
+        ``synthetic``, ``fer2013:PATH``, ``folder:PATH`` or ``csv:PATH``.
+    attributes : str or None
+        CSV of sensitive attributes joined on the image path.
+    models : list of str
+        Registry names to compare.
+    profile : str
+        Name in :data:`PROFILES`.
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ...
+    out : str
+        Folder holding run folders.
+    name : str or None
+        Run folder name; default ``<dataset kind>-<profile>``.
+    seed : int
+        Seeds the split, the folds, every model and the bootstrap.
+    n_jobs : int
+        Parallel fits in the search (joblib, loky backend).
+    cv : int
+        Folds of the stratified K-fold search.
+    test_size : float
+        Test share when the dataset has no test or validation split.
+    max_train : int or None
+        Stratified cap on training images (all models).
+    n_boot : int
+        Bootstrap resamples for confidence intervals.
+    tta : bool
+        Average predictions over the image and its mirror at test time.
+    synthetic : dict
+        Options for :func:`~fer_sklearn.datasets.make_synthetic_faces`.
+    recipes : dict
+        Per registry name: ``params`` (estimator parameters), ``grid``
+        (searched values) and optionally ``max_train``.
+    """
+
+    dataset: str = "synthetic"
+    attributes: str = None
+    models: list = field(default_factory=list)
+    profile: str = "quick"
+    device: str = "auto"
+    out: str = "reports"
+    name: str = None
+    seed: int = 0
+    n_jobs: int = 1
+    cv: int = 2
+    test_size: float = 0.25
+    max_train: int = None
+    n_boot: int = 500
+    tta: bool = False
+    synthetic: dict = field(default_factory=lambda: {"n_samples": 4000})
+    recipes: dict = field(default_factory=dict)
+
+    @property
+    def dataset_kind(self):
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def dataset_path(self):
+        return self.dataset.split(":", 1)[1] if ":" in self.dataset else None
+
+    @property
+    def run_name(self):
+        return self.name or f"{self.dataset_kind}-{self.profile}"
+
+    @property
+    def run_dir(self):
+        return Path(self.out) / self.run_name
+
+    def recipe(self, model):
+        """The recipe of ``model``: ``{"params": {...}, "grid": {...}, "max_train": ...}``."""
+        recipe = self.recipes.get(model, {})
+        return {"params": dict(recipe.get("params", {})),
+                "grid": {k: list(v) for k, v in recipe.get("grid", {}).items()},
+                "max_train": recipe.get("max_train")}
+
+    def to_dict(self):
+        return asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+FIELDS = tuple(f.name for f in fields(Config))
+_PROFILE_KEYS = ("description",) + FIELDS
+
+
+def _merge(base, update):
+    """Recursive dict merge: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_keys(mapping, valid, where):
+    problems = []
+    for key in mapping:
+        if key not in valid:
+            problems.append(UNKNOWN_KEY.format(where=where, key=key,
+                                               hint=_did_you_mean(key, valid),
+                                               valid=", ".join(valid)))
+    return problems
+
+
+def read_toml(path):
+    """Read a TOML config file into a dict, with the file named in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(MISSING_CONFIG.format(path=path))
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(BAD_TOML.format(path=path, reason=exc)) from exc
+
+
+def _validate(values):
+    """Every problem of a merged config, as one list of messages."""
+    from fer_sklearn.architectures import list_architectures
+
+    problems = _check_keys(values, FIELDS, "config")
+    kind = str(values.get("dataset", "")).split(":", 1)[0]
+    if kind not in DATASET_KINDS or (kind != "synthetic" and ":" not in values["dataset"]):
+        problems.append(BAD_DATASET.format(value=values.get("dataset"),
+                                           hint=_did_you_mean(kind, DATASET_KINDS)))
+    valid_models = list_architectures()
+    for model in values.get("models", []):
+        if model not in valid_models:
+            problems.append(UNKNOWN_VALUE.format(what="model", value=model,
+                                                 hint=_did_you_mean(model, valid_models),
+                                                 valid=", ".join(valid_models)))
+    if not values.get("models"):
+        problems.append(BAD_VALUE.format(key="models", expected="a non-empty list of "
+                                         "registry names", value=values.get("models")))
+    for model, recipe in values.get("recipes", {}).items():
+        if not isinstance(recipe, dict):
+            problems.append(BAD_VALUE.format(key=f"recipes.{model}", expected="a table",
+                                             value=recipe))
+            continue
+        problems += _check_keys(recipe, RECIPE_KEYS, f"recipes.{model}")
+        for name, values_ in recipe.get("grid", {}).items():
+            if not isinstance(values_, list) or not values_:
+                problems.append(BAD_VALUE.format(key=f"recipes.{model}.grid.{name}",
+                                                 expected="a non-empty list", value=values_))
+    checks = (
+        ("seed", int, "an integer"), ("n_jobs", int, "an integer"),
+        ("cv", int, "an integer >= 2"), ("n_boot", int, "a positive integer"),
+    )
+    for key, typ, expected in checks:
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, typ):
+            problems.append(BAD_VALUE.format(key=key, expected=expected, value=value))
+    if isinstance(values.get("cv"), int) and values["cv"] < 2:
+        problems.append(BAD_VALUE.format(key="cv", expected="an integer >= 2", value=values["cv"]))
+    if isinstance(values.get("n_boot"), int) and values["n_boot"] < 1:
+        problems.append(BAD_VALUE.format(key="n_boot", expected="a positive integer",
+                                         value=values["n_boot"]))
+    test_size = values.get("test_size")
+    if not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+        problems.append(BAD_VALUE.format(key="test_size", expected="a number in (0, 1)",
+                                         value=test_size))
+    max_train = values.get("max_train")
+    if max_train is not None and (not isinstance(max_train, int) or max_train < 10):
+        problems.append(BAD_VALUE.format(key="max_train", expected="None or an integer >= 10",
+                                         value=max_train))
+    return problems
+
+
+def resolve_config(file=None, **flags):
+    """Build the frozen :class:`Config` of a run.
+
+    Layers, later ones winning: :class:`Config`'s defaults, the profile, the
+    TOML ``file``, then ``flags`` (None values are "not given").
+
+    Parameters
+    ----------
+    file : str or Path or None
+        TOML file whose top-level keys are :class:`Config` fields.
+    **flags
+        Command-line values, by field name.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ValueError
+        Listing every unknown key or value, each with "did you mean".
+    """
+    flags = {k: v for k, v in flags.items() if v is not None}
+    problems = _check_keys(flags, FIELDS, "flag")
+    from_file = read_toml(file) if file is not None else {}
+    profile = flags.get("profile", from_file.get("profile", Config.profile))
+    if profile not in PROFILES:
+        problems.append(UNKNOWN_VALUE.format(what="profile", value=profile,
+                                             hint=_did_you_mean(profile, PROFILES),
+                                             valid=", ".join(PROFILES)))
+        layer = {}
+    else:
+        layer = {k: v for k, v in PROFILES[profile].items() if k != "description"}
+    if problems:
+        raise ValueError("\n".join(problems))
+    values = Config().to_dict()
+    for update in (layer, from_file, flags):
+        values = _merge(values, update)
+    if "models" in flags or "models" in from_file:
+        # Models named explicitly replace the profile's list rather than merge.
+        values["models"] = list((flags.get("models") or from_file.get("models")))
+    problems = _validate(values)
+    if problems:
+        raise ValueError("\n".join(problems))
+    return Config(**values)
+
+
+def describe_profiles():
+    """``[(name, description)]`` for ``benchmark list``."""
+    return [(name, p["description"]) for name, p in PROFILES.items()]

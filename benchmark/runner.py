@@ -1,0 +1,188 @@
+"""Run the stages of a benchmark, record each as it finishes, write the report."""
+
+import json
+import os
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+from fer_sklearn._torch_utils import resolve_device
+from fer_sklearn.reporting import figures, render_report
+
+from .config import Config
+from .progress import log
+from .stages import ordered_stages
+from .stages.data import load
+from .store import UnitStore, to_jsonable, write_json, write_text
+
+MARKER = ".fer-benchmark-run"
+NOT_A_RUN_DIR = (
+    "{path} exists and holds files that are not a benchmark run ({examples}); "
+    "refusing to write into it. Pick another --out/--name, or empty that folder."
+)
+NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
+RESUME_OTHER_CONFIG = (
+    "{path} was started with a different configuration ({keys} differ); --resume "
+    "continues only the same run. Drop --resume to start over, or use another --name."
+)
+
+_VERSIONED = ("fer-sklearn", "torch", "torchvision", "skorch", "scikit-learn", "numpy",
+              "pandas", "fairlearn", "shap", "captum")
+# Config keys that do not change what a run computes.
+_RESUME_FREE = {"n_jobs", "out", "name", "device"}
+
+
+class Context:
+    """What stages see: the config, the run folder, the unit store, the data
+    (loaded on first use) and the results of the stages before them."""
+
+    def __init__(self, config, run_dir):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.store = UnitStore(self.run_dir / "state")
+        self.results = {}
+        self._data = None
+
+    @property
+    def data(self):
+        if self._data is None:
+            log(f"data: loading {self.config.dataset}")
+            self._data = load(self.config)
+        return self._data
+
+
+def environment(device):
+    """Library versions, hardware and the device a run used."""
+    import torch
+
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    hardware = f"{cpu}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"
+    if torch.cuda.is_available():
+        hardware += f", GPU {torch.cuda.get_device_name(0)}"
+    return {"versions": versions, "hardware": hardware, "device": device}
+
+
+def _prepare_run_dir(config, resume):
+    run_dir = config.run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not (run_dir / MARKER).exists():
+            examples = ", ".join(sorted(p.name for p in run_dir.iterdir())[:3])
+            raise ValueError(NOT_A_RUN_DIR.format(path=run_dir, examples=examples))
+        if resume:
+            saved = run_dir / "config.json"
+            if saved.is_file():
+                old = json.loads(saved.read_text(encoding="utf-8"))
+                new = config.to_dict()
+                keys = sorted(k for k in set(old) | set(new)
+                              if k not in _RESUME_FREE and old.get(k) != new.get(k))
+                if keys:
+                    raise ValueError(RESUME_OTHER_CONFIG.format(path=run_dir, keys=", ".join(keys)))
+        else:
+            shutil.rmtree(run_dir / "state", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / MARKER).touch()
+    write_text(run_dir / "config.json", config.to_json() + "\n")
+    return run_dir
+
+
+def make_figures(results, folder):
+    """Draw every figure the results support; returns ``{key: file name}``."""
+    folder = Path(folder)
+    stages = results["stages"]
+    out = {}
+    if "evaluate" in stages:
+        out["confusion_matrices"] = figures.confusion_matrices(
+            stages["evaluate"], folder / "confusion_matrices.png")
+        out["per_class_f1"] = figures.per_class_f1(stages["evaluate"], folder / "per_class_f1.png")
+    if "search" in stages:
+        out["learning_curves"] = figures.learning_curves(stages["search"],
+                                                         folder / "learning_curves.png")
+        spread = figures.cv_spread(stages["search"], folder / "cv_spread.png")
+        if spread:
+            out["cv_spread"] = spread
+    for stage in ordered_stages():
+        draw = getattr(stage.run, "figures", None)
+        if draw is not None and stage.name in stages:
+            out.update(draw(results, folder))
+    return out
+
+
+def run(config: Config, resume=False):
+    """Run every stage of ``config`` and write ``results.json`` and ``report.md``.
+
+    Parameters
+    ----------
+    config : Config
+    resume : bool
+        Reuse the finished units (stages, searched models, evaluations) of an
+        earlier, interrupted run of the same configuration.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+    """
+    run_dir = _prepare_run_dir(config, resume)
+    device = resolve_device(config.device)
+    ctx = Context(config, run_dir)
+    timings = {}
+    for stage in ordered_stages():
+        key = f"stage-{stage.name}"
+        if stage.applies is not None and not stage.applies(ctx):
+            log(f"{stage.name}: does not apply to this run, skipped")
+            continue
+        if resume and ctx.store.has(key):
+            unit = ctx.store.get_json(key)
+            log(f"{stage.name}: finished in an earlier run, reused")
+        else:
+            log(f"{stage.name}: {stage.description}")
+            start = time.perf_counter()
+            result = stage.run(ctx)
+            unit = {"result": result, "seconds": time.perf_counter() - start}
+            ctx.store.put_json(key, unit)
+            unit = ctx.store.get_json(key)
+            log(f"{stage.name}: done in {unit['seconds']:.1f} s")
+        ctx.results[stage.name] = unit["result"]
+        timings[stage.name] = unit["seconds"]
+    results = {
+        "name": config.run_name,
+        "config": config.to_dict(),
+        "environment": environment(device),
+        "stages": ctx.results,
+        "timings": timings,
+    }
+    results["figures"] = make_figures(results, run_dir)
+    # The report is rendered from exactly what results.json holds, so that
+    # `benchmark report` reproduces it byte for byte.
+    results = to_jsonable(results)
+    write_json(run_dir / "results.json", results)
+    write_report(run_dir, results)
+    log(f"report: {run_dir / 'report.md'}")
+    return run_dir
+
+
+def write_report(run_dir, results=None):
+    """(Re-)render ``report.md`` of a run folder from its ``results.json``."""
+    run_dir = Path(run_dir)
+    if results is None:
+        path = run_dir / "results.json"
+        if not path.is_file():
+            raise ValueError(NO_RESULTS.format(path=run_dir))
+        results = json.loads(path.read_text(encoding="utf-8"))
+    write_text(run_dir / "report.md", render_report(results))
+    return run_dir / "report.md"

@@ -1,0 +1,125 @@
+"""Stage ``evaluate``: test metrics with bootstrap CIs, McNemar tests, cost columns."""
+
+import itertools
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from fer_sklearn.cost import count_parameters, flops_per_image, inference_rate
+from fer_sklearn.stats import bootstrap_ci, mcnemar
+
+from ..progress import log
+from . import register_stage
+from .data import class_order
+
+# Batch used to measure inference speed.
+_PREDICT_BATCH = 512
+
+
+def predict_proba(est, X, tta=False):
+    """Probabilities, averaged with the mirrored faces when ``tta``."""
+    proba = est.predict_proba(X)
+    if tta:
+        proba = (proba + est.predict_proba(np.ascontiguousarray(X[..., ::-1]))) / 2
+    return proba
+
+
+# Metrics on integer-coded labels, cheap enough to bootstrap.
+def _cm(t, p, k):
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _accuracy(t, p):
+    return float(np.mean(t == p))
+
+
+def _balanced_accuracy(t, p, k):
+    cm = _cm(t, p, k)
+    support = cm.sum(1)
+    present = support > 0
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def _macro_f1(t, p, k):
+    cm = _cm(t, p, k)
+    tp = np.diag(cm)
+    denom = cm.sum(0) + cm.sum(1)
+    used = denom > 0
+    return float(np.mean(2 * tp[used] / denom[used]))
+
+
+def _log_loss(t, proba):
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(t)), t], 1e-15, 1))))
+
+
+def score(y_true, proba, classes, n_boot, seed):
+    """Every test metric of one model, each with a bootstrap 95% CI."""
+    classes = np.asarray(classes)
+    index = {c: i for i, c in enumerate(classes)}
+    t = np.array([index[c] for c in y_true])
+    p = proba.argmax(1)
+    k = len(classes)
+    boot = dict(n_boot=n_boot, random_state=seed)
+    metrics = {
+        "accuracy": bootstrap_ci(_accuracy, t, p, **boot),
+        "balanced_accuracy": bootstrap_ci(lambda a, b: _balanced_accuracy(a, b, k), t, p, **boot),
+        "macro_f1": bootstrap_ci(lambda a, b: _macro_f1(a, b, k), t, p, **boot),
+        "log_loss": bootstrap_ci(_log_loss, t, proba, **boot),
+    }
+    prec, rec, f1, support = precision_recall_fscore_support(
+        t, p, labels=np.arange(k), zero_division=0)
+    per_class = {str(c): {"precision": float(prec[i]), "recall": float(rec[i]),
+                          "f1": float(f1[i]), "support": int(support[i])}
+                 for i, c in enumerate(classes)}
+    cm = confusion_matrix(t, p, labels=np.arange(k))
+    return metrics, per_class, cm.tolist()
+
+
+def _model_classes(est, classes):
+    missing = sorted(set(classes) - set(est.classes_.tolist()))
+    return missing
+
+
+@register_stage("evaluate", order=30, description="test metrics, CIs, McNemar, cost")
+def evaluate_stage(ctx):
+    config, d = ctx.config, ctx.data
+    classes = class_order(d.y_train, d.y_test)
+    models, preds = {}, {}
+    for model in config.models:
+        key = f"eval-{model}"
+        if ctx.store.has(key) and ctx.store.has(f"pred-{model}", "npz"):
+            log(f"evaluate {model}: finished in an earlier run, reused")
+            models[model] = ctx.store.get_json(key)
+            preds[model] = ctx.store.get_arrays(f"pred-{model}")["y_pred"]
+            continue
+        log(f"evaluate {model} on {len(d.y_test)} test images")
+        est = ctx.store.get_model(f"model-{model}")
+        proba_model = predict_proba(est, d.X_test, tta=config.tta)
+        # Columns in the run's class order (a model may have missed a rare class).
+        proba = np.zeros((len(d.y_test), len(classes)))
+        for j, c in enumerate(est.classes_):
+            proba[:, classes.index(c)] = proba_model[:, j]
+        metrics, per_class, cm = score(d.y_test, proba, classes, config.n_boot, config.seed)
+        y_pred = np.asarray(classes)[proba.argmax(1)]
+        search = ctx.results["search"][model]
+        record = {
+            "metrics": metrics,
+            "per_class": per_class,
+            "confusion_matrix": cm,
+            "cost": {
+                "fit_time_s": search["refit_time"],
+                "inference_images_per_s": inference_rate(est, d.X_test[:_PREDICT_BATCH]),
+                "parameters": count_parameters(est),
+                "flops_per_image": flops_per_image(est),
+            },
+            "classes_unseen_in_training": _model_classes(est, classes),
+        }
+        ctx.store.put_arrays(f"pred-{model}", y_pred=y_pred.astype(str), proba=proba)
+        ctx.store.put_json(key, record)
+        models[model] = ctx.store.get_json(key)
+        preds[model] = y_pred
+    pairs = []
+    for a, b in itertools.combinations(config.models, 2):
+        pairs.append({"a": a, "b": b, **mcnemar(d.y_test, preds[a], preds[b])})
+    return {"classes": classes, "models": models, "mcnemar": pairs,
+            "tta": bool(config.tta), "n_boot": config.n_boot}

@@ -1,0 +1,117 @@
+"""Stage ``search``: grid search with stratified K-fold per model, refit on all training data."""
+
+import importlib
+import time
+
+import numpy as np
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from fer_sklearn import FERClassifier
+
+from ..config import _did_you_mean
+from ..progress import FitProgress, log
+from . import register_stage
+from .data import _stratified_cap
+
+BAD_PARAM = "recipes.{model}.params: {reason}"
+BAD_IMPORT = "recipes.{model}.params.{key}={value!r} is not an importable 'module.Name'."
+
+# Parameters that name a class by its import path in config files.
+_CLASS_PARAMS = ("optimizer", "criterion")
+
+
+def _resolve(model, params):
+    out = dict(params)
+    for key in _CLASS_PARAMS:
+        value = out.get(key)
+        if isinstance(value, str):
+            module, _, name = value.rpartition(".")
+            try:
+                out[key] = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise ValueError(BAD_IMPORT.format(model=model, key=key, value=value)) from exc
+    if "module__block_config" in out:
+        out["module__block_config"] = tuple(out["module__block_config"])
+    return out
+
+
+def build_estimator(config, model, params=None):
+    """The estimator of ``model`` with its recipe's parameters (and ``params`` on top)."""
+    recipe = config.recipe(model)
+    merged = _resolve(model, {**recipe["params"], **(params or {})})
+    est = FERClassifier(architecture=model, device=config.device, random_state=config.seed)
+    known = est.get_params(deep=False)
+    unknown = [k for k in merged if "__" not in k and k not in known]
+    if unknown:
+        hints = "; ".join(f"{k!r}{_did_you_mean(k, known)}" for k in unknown)
+        raise ValueError(BAD_PARAM.format(model=model, reason=f"unknown parameter(s) {hints}"))
+    try:
+        est.set_params(**merged)
+    except ValueError as exc:
+        raise ValueError(BAD_PARAM.format(model=model, reason=exc)) from exc
+    return est
+
+
+def _history(est):
+    keys = ("epoch", "train_loss", "dur")
+    return [{k: row.get(k) for k in keys} for row in est.history]
+
+
+def search_one(config, model, X, y):
+    """Search ``model``'s grid on ``(X, y)``; returns ``(fitted estimator, record)``."""
+    recipe = config.recipe(model)
+    est = build_estimator(config, model)
+    est.set_params(callbacks=[("progress", FitProgress(model))])
+    grid = recipe["grid"]
+    record = {"grid": grid, "n_train": int(len(y)), "params": recipe["params"]}
+    if not grid:
+        log(f"search {model}: no grid, one fit on {len(y)} images")
+        start = time.perf_counter()
+        est.fit(X, y)
+        record.update(cv=None, best_params={}, refit_time=time.perf_counter() - start)
+    else:
+        folds = StratifiedKFold(config.cv, shuffle=True, random_state=config.seed)
+        n_cand = int(np.prod([len(v) for v in grid.values()]))
+        log(f"search {model}: {n_cand} candidate(s) x {config.cv} folds on {len(y)} images, "
+            f"then a refit on all of them")
+        search = GridSearchCV(est, grid, cv=folds, scoring="accuracy", refit=True,
+                              n_jobs=config.n_jobs, error_score="raise")
+        search.fit(X, y)
+        res = search.cv_results_
+        record.update(
+            cv={
+                "params": [dict(p) for p in res["params"]],
+                "mean": res["mean_test_score"].tolist(),
+                "std": res["std_test_score"].tolist(),
+                "splits": [res[f"split{i}_test_score"].tolist() for i in range(config.cv)],
+                "mean_fit_time": res["mean_fit_time"].tolist(),
+                "rank": res["rank_test_score"].tolist(),
+            },
+            best_params=dict(search.best_params_),
+            best_score=float(search.best_score_),
+            refit_time=float(search.refit_time_),
+        )
+        est = search.best_estimator_
+    # Progress callbacks print; the stored model is quiet.
+    est.callbacks = None
+    record["history"] = _history(est)
+    return est, record
+
+
+@register_stage("search", order=20, description="grid search (stratified K-fold), refit")
+def search_stage(ctx):
+    config, d = ctx.config, ctx.data
+    out = {}
+    for model in config.models:
+        key = f"search-{model}"
+        if ctx.store.has(key) and ctx.store.has(f"model-{model}", "joblib"):
+            log(f"search {model}: finished in an earlier run, reused")
+            out[model] = ctx.store.get_json(key)
+            continue
+        idx = _stratified_cap(np.arange(len(d.y_train)), d.y_train,
+                              config.recipe(model)["max_train"], config.seed)
+        est, record = search_one(config, model, d.X_train[idx], d.y_train[idx])
+        ctx.store.put_model(f"model-{model}", est)
+        ctx.store.put_json(key, record)
+        out[model] = ctx.store.get_json(key)
+    return out

@@ -1,0 +1,242 @@
+"""Results in, Markdown out: the same results always render the same report.
+
+:func:`render_report` assembles sections; each section is a function of the
+results alone (``results.json``), so ``benchmark report`` re-renders a run
+byte for byte. Stages added later register their own section with
+:func:`register_section`.
+"""
+
+import json
+
+from tabulate import tabulate
+
+SECTIONS = {}
+
+
+def register_section(name, *, order):
+    """Decorator: ``render(results) -> str or None`` adds a section to every report.
+
+    A section that returns None (e.g. its stage did not run) is left out.
+    """
+
+    def decorator(func):
+        SECTIONS[name] = (order, func)
+        return func
+
+    return decorator
+
+
+def table(rows, headers):
+    """A GitHub-flavoured Markdown table."""
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def ci(m, scale=100.0, digits=1):
+    """``value [low, high]`` of a bootstrap record."""
+    if m is None:
+        return "n/a"
+    f = f"{{:.{digits}f}}"
+    return (f"{f.format(scale * m['value'])} [{f.format(scale * m['low'])}, "
+            f"{f.format(scale * m['high'])}]")
+
+
+def pvalue(p):
+    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def si(x):
+    """Compact engineering notation: 1.2M, 35.4k."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.1f}{unit}"
+    return f"{x:.0f}"
+
+
+def params_text(params):
+    return ", ".join(f"{k.replace('module__', '')}={v}" for k, v in sorted(params.items())) or "-"
+
+
+def _models_of(results, present):
+    """The run's models in the order the config lists them."""
+    return [m for m in results["config"]["models"] if m in present]
+
+
+def _stage(results, name):
+    return results.get("stages", {}).get(name)
+
+
+@register_section("summary", order=10)
+def _summary(results):
+    search, evaluate = _stage(results, "search"), _stage(results, "evaluate")
+    if not evaluate:
+        return None
+    rows = []
+    for model in _models_of(results, evaluate["models"]):
+        rec, s = evaluate["models"][model], search[model]
+        cv = (f"{pct(s['best_score'])} ± {pct(s['cv']['std'][s['cv']['rank'].index(1)])}"
+              if s.get("cv") else "no search")
+        m, cost = rec["metrics"], rec["cost"]
+        rows.append([model, cv, params_text(s["best_params"]), ci(m["accuracy"]),
+                     ci(m["macro_f1"]), ci(m["balanced_accuracy"]),
+                     ci(m["log_loss"], scale=1, digits=3), f"{cost['fit_time_s']:.0f}",
+                     f"{cost['inference_images_per_s']:.0f}", si(cost["parameters"]),
+                     si(cost["flops_per_image"])])
+    rows.extend(results.get("reference_rows", []))
+    headers = ["model", "CV acc. % (mean ± sd)", "chosen", "test acc. % [95% CI]",
+               "macro-F1 % [CI]", "balanced acc. % [CI]", "log loss [CI]", "fit s",
+               "infer img/s", "params", "FLOPs/img"]
+    text = ["## Summary", "", table(rows, headers), ""]
+    best = max(evaluate["models"], key=lambda k: evaluate["models"][k]["metrics"]["accuracy"]["value"])
+    text.append(f"Best test accuracy: **{best}** "
+                f"({ci(evaluate['models'][best]['metrics']['accuracy'])} %).")
+    text.append("")
+    if evaluate["mcnemar"]:
+        rows = [[p["a"], p["b"], p["only_a"], p["only_b"], pvalue(p["p_value"]),
+                 "yes" if p["p_value"] < 0.05 else "no"] for p in evaluate["mcnemar"]]
+        text += ["### Pairwise McNemar tests", "",
+                 table(rows, ["model A", "model B", "only A right", "only B right",
+                              "p-value", "differ at 5%"]), ""]
+    return "\n".join(text)
+
+
+@register_section("data", order=20)
+def _data(results):
+    data = _stage(results, "data")
+    if not data:
+        return None
+    counts = data["class_counts"]
+    rows = [[c, counts["train"].get(c, 0), counts["test"].get(c, 0)] for c in data["classes"]]
+    rows.append(["**total**", data["n_train"], data["n_test"]])
+    text = ["## Data", "", f"Dataset: `{data['dataset']}`. Protocol: {data['protocol']}.", "",
+            table(rows, ["class", "train", "test"]), ""]
+    for attr, groups in data["attributes"].items():
+        names = sorted(set(groups["train"]) | set(groups["test"]))
+        rows = [[g, groups["train"].get(g, 0), groups["test"].get(g, 0)] for g in names]
+        text += [f"Group attribute `{attr}`:", "", table(rows, [attr, "train", "test"]), ""]
+    return "\n".join(text)
+
+
+@register_section("models", order=30)
+def _models(results):
+    search, evaluate = _stage(results, "search"), _stage(results, "evaluate")
+    if not search:
+        return None
+    text = ["## Models", ""]
+    for model in _models_of(results, search):
+        s = search[model]
+        text += [f"### {model}", "",
+                 f"Recipe: {params_text(s['params'])}. Trained on {s['n_train']} images.", ""]
+        if s.get("cv"):
+            cv = s["cv"]
+            rows = [[params_text(p), pct(mu), pct(sd), " / ".join(pct(sp[j]) for sp in cv["splits"]),
+                     f"{cv['mean_fit_time'][j]:.1f}", cv["rank"][j]]
+                    for j, (p, mu, sd) in enumerate(zip(cv["params"], cv["mean"], cv["std"]))]
+            text += [table(rows, ["grid point", "CV acc. %", "sd", "per fold", "fit s", "rank"]),
+                     "", f"Chosen: {params_text(s['best_params'])}; refit on all training "
+                     f"images in {s['refit_time']:.0f} s.", ""]
+        else:
+            text += [f"No grid: one fit in {s['refit_time']:.0f} s.", ""]
+        if evaluate and model in evaluate["models"]:
+            per = evaluate["models"][model]["per_class"]
+            rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
+                    for c, v in per.items()]
+            text += [table(rows, ["class", "precision %", "recall %", "F1 %", "support"]), ""]
+            unseen = evaluate["models"][model].get("classes_unseen_in_training")
+            if unseen:
+                text += [f"Classes absent from this model's training data: {', '.join(unseen)}.", ""]
+    return "\n".join(text)
+
+
+@register_section("figures", order=35)
+def _figures(results):
+    figures = results.get("figures", {})
+    if not figures:
+        return None
+    captions = {
+        "confusion_matrices": "Confusion matrices on the test split (counts; colour: row share)",
+        "learning_curves": "Training loss per epoch of each final fit",
+        "per_class_f1": "Test F1 per class",
+        "cv_spread": "Cross-validation accuracy per grid point (dots: folds; bar: mean)",
+    }
+    text = ["## Figures", ""]
+    for key, caption in captions.items():
+        if figures.get(key):
+            text += [f"![{caption}]({figures[key]})", "", f"*{caption}.*", ""]
+    return "\n".join(text)
+
+
+@register_section("methods", order=80)
+def _methods(results):
+    evaluate = _stage(results, "evaluate")
+    config = results["config"]
+    text = ["## Methods", "",
+            f"- Model selection: `GridSearchCV` with stratified {config['cv']}-fold "
+            "cross-validation on the training split only (accuracy); the best grid point "
+            "is refit on all training images. Estimators train on all data they are given "
+            "(no hidden inner validation split).",
+            "- Test metrics are computed once on the test split, which no selection step saw."]
+    if evaluate:
+        text += [
+            f"- 95% confidence intervals: percentile bootstrap over test images "
+            f"({evaluate['n_boot']} resamples, seed {config['seed']}).",
+            "- McNemar: exact two-sided binomial test on the test images exactly one of "
+            "the two models classifies correctly.",
+            "- Cost: *fit s* is the wall time of the final refit; *infer img/s* is "
+            "`predict_proba` throughput on up to 512 test images; *FLOPs/img* counts one "
+            "forward pass (`torch.utils.flop_counter`, multiply-add = 2 FLOPs).",
+        ]
+        if evaluate.get("tta"):
+            text.append("- Test-time augmentation: probabilities averaged over each face "
+                        "and its mirror image.")
+    text.append("")
+    return "\n".join(text)
+
+
+@register_section("environment", order=90)
+def _environment(results):
+    env = results.get("environment", {})
+    timings = results.get("timings", {})
+    rows = [[k, v] for k, v in env.get("versions", {}).items()]
+    text = ["## Environment", "",
+            f"Hardware: {env.get('hardware', 'unknown')}. Device: {env.get('device', 'unknown')}. "
+            f"Seed: {results['config']['seed']}.", "",
+            table(rows, ["package", "version"]), ""]
+    if timings:
+        rows = [[k, f"{v:.1f}"] for k, v in timings.items()]
+        total = sum(timings.values())
+        rows.append(["**total**", f"{total:.1f}"])
+        text += ["Wall time per stage (seconds; stages reused by `--resume` count the "
+                 "time of the run that computed them):", "",
+                 table(rows, ["stage", "seconds"]), ""]
+    text += ["Resolved configuration:", "", "```json",
+             json.dumps(results["config"], indent=2, sort_keys=True), "```", ""]
+    return "\n".join(text)
+
+
+def render_report(results):
+    """The Markdown report of a run's ``results`` (a dict as in ``results.json``).
+
+    Parameters
+    ----------
+    results : dict
+
+    Returns
+    -------
+    str
+    """
+    config = results["config"]
+    name = results.get("name", "")
+    models = ", ".join(config["models"])
+    head = [f"# Benchmark report: {name}", "",
+            f"Dataset `{config['dataset']}`, profile `{config['profile']}`, models {models}, "
+            f"seed {config['seed']}.", ""]
+    parts = []
+    for _, (_, render) in sorted(SECTIONS.items(), key=lambda kv: kv[1][0]):
+        section = render(results)
+        if section:
+            parts.append(section.rstrip("\n") + "\n")
+    return "\n".join(head) + "\n" + "\n".join(parts)

@@ -1,0 +1,202 @@
+"""The benchmark harness end to end on tiny synthetic data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmark import runner
+from benchmark.__main__ import main
+from benchmark.config import PROFILES, resolve_config
+from benchmark.stages import search as search_module
+from benchmark.store import atomic_path
+
+TINY_TOML = """
+n_boot = 50
+models = ["cnn", "resnet18"]
+[synthetic]
+n_samples = 140
+[recipes.cnn.params]
+max_epochs = 1
+module__width = 4
+module__depth = 2
+[recipes.cnn.grid]
+module__dropout = [0.1, 0.3]
+[recipes.resnet18.params]
+max_epochs = 1
+module__width = 4
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def _run(tiny, out, *extra):
+    return main(["run", "--config", str(tiny), "--out", str(out), "--name", "t", *extra])
+
+
+def _metrics(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    return {m: r["metrics"] for m, r in results["stages"]["evaluate"]["models"].items()}
+
+
+def _no_partial_files(folder):
+    return [p.name for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_cli_runs_end_to_end_and_report_rerenders_byte_identically(tiny, tmp_path, capsys):
+    assert _run(tiny, tmp_path / "runs") == 0
+    run_dir = tmp_path / "runs" / "t"
+    report = (run_dir / "report.md").read_text()
+    for needle in ("## Summary", "Pairwise McNemar", "CV acc.", "cnn", "resnet18",
+                   "confusion_matrices.png", "## Environment", "Resolved configuration"):
+        assert needle in report
+    results = json.loads((run_dir / "results.json").read_text())
+    cnn = results["stages"]["evaluate"]["models"]["cnn"]
+    acc = cnn["metrics"]["accuracy"]
+    assert acc["low"] <= acc["value"] <= acc["high"]
+    assert sum(map(sum, cnn["confusion_matrix"])) == results["stages"]["data"]["n_test"]
+    assert cnn["cost"]["parameters"] > 0 and cnn["cost"]["flops_per_image"] > 0
+    assert len(results["stages"]["search"]["cnn"]["cv"]["params"]) == 2
+    assert results["stages"]["evaluate"]["mcnemar"][0]["a"] == "cnn"
+    for png in results["figures"].values():
+        assert (run_dir / png).stat().st_size > 1000
+    (run_dir / "report.md").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").read_text() == report
+    assert not _no_partial_files(run_dir)
+
+
+def test_list_names_architectures_and_profiles(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "seed_densenet" in out and "quick" in out
+
+
+def test_config_precedence_defaults_profile_file_flags(tmp_path):
+    base = resolve_config()
+    assert base.profile == "quick" and base.models == PROFILES["quick"]["models"]
+    assert base.recipe("cnn")["params"]["max_epochs"] == 8  # from the profile
+    path = tmp_path / "c.toml"
+    path.write_text("seed = 5\nn_boot = 7\n[recipes.cnn.params]\nmax_epochs = 2\n")
+    from_file = resolve_config(path)
+    assert from_file.seed == 5 and from_file.n_boot == 7
+    assert from_file.recipe("cnn")["params"]["max_epochs"] == 2
+    # the file changes one recipe key; the profile's others stay
+    assert from_file.recipe("cnn")["params"]["module__width"] == 16
+    flagged = resolve_config(path, seed=9, models=["cnn"])
+    assert flagged.seed == 9 and flagged.models == ["cnn"] and flagged.n_boot == 7
+    seed = resolve_config(profile="seed")
+    assert "seed_resnet" in seed.models
+    assert seed.recipe("seed_resnet")["params"]["lr"] == 3e-4
+
+
+@pytest.mark.parametrize("toml, flags, message", [
+    ("n_bot = 3\n", {}, "Did you mean 'n_boot'?"),
+    ("", {"profile": "quik"}, "Did you mean 'quick'?"),
+    ("", {"models": ["resnet19"]}, "Did you mean 'resnet18'?"),
+    ("", {"dataset": "fer2031:x.csv"}, "Did you mean 'fer2013'?"),
+    ("[recipes.cnn]\nparmas = {}\n", {}, "Did you mean 'params'?"),
+    ("cv = 1\n", {}, "cv must be an integer >= 2"),
+])
+def test_unknown_keys_and_values_say_did_you_mean(tmp_path, toml, flags, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError, match=message.replace("?", r"\?").replace("(", r"\(")):
+        resolve_config(path, **flags)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('n_bot = 3\nmodels = ["cnnn"]\n')
+    with pytest.raises(ValueError) as info:
+        resolve_config(path)
+    assert "n_bot" in str(info.value) and "cnnn" in str(info.value)
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    assert main(["run", "--profile", "quik", "--out", str(tmp_path)]) == 2
+    assert "Did you mean 'quick'?" in capsys.readouterr().err
+
+
+def test_bad_recipe_parameter_names_the_model(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_TOML.replace("max_epochs = 1\nmodule__width = 4\nmodule__depth = 2",
+                                     "max_epochs = 1\nmax_epochz = 4"))
+    assert _run(bad, tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "recipes.cnn.params" in err and "Did you mean 'max_epochs'?" in err
+
+
+def test_resume_after_a_crash_between_models_recomputes_nothing(tiny, tmp_path, monkeypatch):
+    clean = tmp_path / "clean"
+    assert _run(tiny, clean) == 0
+    expected = _metrics(clean / "t")
+
+    real = search_module.search_one
+    calls = []
+
+    def crash_on_second(config, model, X, y):
+        calls.append(model)
+        if model == "resnet18":
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+        return real(config, model, X, y)
+
+    monkeypatch.setattr(search_module, "search_one", crash_on_second)
+    crashed = tmp_path / "crashed"
+    assert _run(tiny, crashed) == 130
+    run_dir = crashed / "t"
+    assert not (run_dir / "results.json").exists() and not (run_dir / "report.md").exists()
+    assert (run_dir / "state" / "model-cnn.joblib").exists()
+    assert not _no_partial_files(run_dir)
+
+    calls.clear()
+    monkeypatch.setattr(search_module, "search_one",
+                        lambda *a: calls.append(a[1]) or real(*a))
+    assert _run(tiny, crashed, "--resume") == 0
+    assert calls == ["resnet18"]  # cnn's finished search was reused
+    assert _metrics(run_dir) == expected
+
+
+def test_resume_refuses_a_different_configuration(tiny, tmp_path, capsys):
+    assert _run(tiny, tmp_path) == 0
+    assert main(["run", "--config", str(tiny), "--out", str(tmp_path), "--name", "t",
+                 "--seed", "3", "--resume"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_out_folder_with_user_files_is_never_written(tiny, tmp_path, capsys):
+    mine = tmp_path / "t"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert _run(tiny, tmp_path) == 2
+    assert "not a benchmark run" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(OSError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise OSError("disk full")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_same_seed_gives_identical_metrics(tiny, tmp_path):
+    assert _run(tiny, tmp_path / "a") == 0
+    assert _run(tiny, tmp_path / "b") == 0
+    assert _metrics(tmp_path / "a" / "t") == _metrics(tmp_path / "b" / "t")
+
+
+def test_environment_names_versions_and_hardware():
+    env = runner.environment("cpu")
+    assert env["versions"]["torch"] != "not installed"
+    assert env["device"] == "cpu" and "CPU" in env["hardware"]
+    assert np.isfinite(len(env["hardware"]))
