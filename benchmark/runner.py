@@ -116,9 +116,8 @@ def make_figures(results, folder):
         if spread:
             out["cv_spread"] = spread
     for stage in ordered_stages():
-        draw = getattr(stage.run, "figures", None)
-        if draw is not None and stage.name in stages:
-            out.update(draw(results, folder))
+        if stage.figures is not None and stage.name in stages:
+            out.update(stage.figures(results, folder))
     return out
 
 
@@ -179,6 +178,7 @@ def run(config: Config, resume=False):
 def write_report(run_dir, results=None):
     """(Re-)render ``report.md`` of a run folder from its ``results.json``."""
     run_dir = Path(run_dir)
+    ordered_stages()  # stage modules register their report sections
     if results is None:
         path = run_dir / "results.json"
         if not path.is_file():

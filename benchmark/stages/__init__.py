@@ -21,9 +21,10 @@ class StageSpec:
     order: int
     applies: Optional[Callable] = None
     description: str = ""
+    figures: Optional[Callable] = None
 
 
-def register_stage(name, *, order, applies=None, description=""):
+def register_stage(name, *, order, applies=None, description="", figures=None):
     """Decorator registering ``stage(ctx) -> dict`` under ``name``.
 
     Parameters
@@ -36,10 +37,17 @@ def register_stage(name, *, order, applies=None, description=""):
     applies : callable or None
         ``applies(ctx) -> bool``; a stage that does not apply is recorded as
         skipped.
+    description : str
+        One line for the progress log.
+    figures : callable or None
+        ``figures(results, folder) -> {key: file name}``: draws the stage's
+        PNGs from ``results`` (as in ``results.json``) into the run folder.
+        The stage's report section is registered with
+        :func:`fer_sklearn.reporting.register_section`.
     """
 
     def decorator(func):
-        STAGES[name] = StageSpec(name, func, order, applies, description)
+        STAGES[name] = StageSpec(name, func, order, applies, description, figures)
         return func
 
     return decorator
