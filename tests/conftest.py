@@ -59,3 +59,18 @@ def fer_zip():
     if not FER_ZIP.is_file():
         pytest.skip(f"real FER2013 data not found at {FER_ZIP}")
     return FER_ZIP
+
+
+@pytest.fixture(scope="session")
+def synthetic_model():
+    """A small CNN trained on synthetic faces (about 10 s on 2 CPU cores):
+    ``(estimator, faces with masks, test indices)``."""
+    from fer_sklearn import CNNClassifier
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    faces = make_synthetic_faces(4000, random_state=1, return_masks=True)
+    train, test = np.arange(3000), np.arange(3000, 4000)
+    clf = CNNClassifier(module__width=16, module__depth=3, max_epochs=8, lr=3e-3,
+                        lr_schedule="onecycle", random_state=0)
+    clf.fit(faces.data[train], faces.target[train])
+    return clf, faces, test

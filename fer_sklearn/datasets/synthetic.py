@@ -445,7 +445,9 @@ def _draw_params(rng, labels, tone_idx, age_idx, difficulty, feature_contrast):
     P["brow_th"] = 0.085 + _sym(rng, n, 0.015 * dc)
     P["brow_ink"] = 0.28 * (1.0 + _sym(rng, n, 0.15 * dc))
     P["knit_ink"] = 0.12 * pos["brow_knit"] * np.clip(1.0 - 0.5 * pos["brow_raise"], 0.3, 1.0)
-    P["forehead_ink"] = 0.07 * P["wrinkle"] + 0.10 * pos["brow_raise"] * 1.0
+    # Lines and folds: an age part (wrinkle texture) plus an expression part;
+    # the contrast bias scales only the expression part.
+    P["forehead_ink"] = 0.07 * P["wrinkle"] + 0.10 * pos["brow_raise"] * P["fc"]
 
     # eyes --------------------------------------------------------------------
     P["eye_x"] = np.clip(0.32 + _sym(rng, n, 0.025 * dc), 0.27, 0.37)
@@ -456,16 +458,16 @@ def _draw_params(rng, labels, tone_idx, age_idx, difficulty, feature_contrast):
     P["iris_r"] = 0.062 + _sym(rng, n, 0.008 * dc)
     P["gaze_x"] = _sym(rng, n, 0.03 * dc)
     P["gaze_y"] = _sym(rng, n, 0.012 * dc)
-    P["cheek_ink"] = 0.05 * P["wrinkle"] + 0.08 * pos["lower_lid"] * (a["mouth_curve"] > 0.2)
-    P["crow_ink"] = 0.08 * P["wrinkle"] + 0.07 * pos["mouth_curve"]
+    P["cheek_ink"] = 0.05 * P["wrinkle"] + (
+        0.08 * pos["lower_lid"] * (a["mouth_curve"] > 0.2) * P["fc"])
+    P["crow_ink"] = 0.08 * P["wrinkle"] + 0.07 * pos["mouth_curve"] * P["fc"]
 
     # nose and folds ------------------------------------------------------------
     P["nostril_y"] = 0.27 + _sym(rng, n, 0.025 * dc) - 0.03 * pos["nose_wrinkle"]
     P["nostril_rx"] = 0.042 * (1.0 + 0.25 * pos["nose_wrinkle"])
     P["nose_ink"] = 0.22 * pos["nose_wrinkle"]
-    P["fold_ink"] = (
-        0.06 * P["wrinkle"] + 0.09 * pos["mouth_curve"] + 0.10 * pos["nose_wrinkle"]
-        + 0.04 * pos["upper_lip_raise"]
+    P["fold_ink"] = 0.06 * P["wrinkle"] + P["fc"] * (
+        0.09 * pos["mouth_curve"] + 0.10 * pos["nose_wrinkle"] + 0.04 * pos["upper_lip_raise"]
     )
 
     # mouth ---------------------------------------------------------------------
@@ -729,7 +731,7 @@ def _draw_eyes(F, P, L, bits):
     d = np.abs(y - (yl + 0.055))
     d -= 0.014
     cov = _coverage(d, ip)
-    cov *= cap2 * (P["cheek_ink"] * fc)
+    cov *= cap2 * P["cheek_ink"]
     sub -= cov
 
     x0 = ex + ew + 0.015
@@ -780,7 +782,7 @@ def _draw_folds(F, P, L):
     xf = 0.15 + 0.48 * (y - 0.2) + 0.5 * (P["mouth_w"] - 0.25)  # (B, h, 1)
     d = np.maximum(np.abs(axx - xf) - 0.014, np.abs(y - 0.41) - 0.19)
     cov = _coverage(d, ip)
-    cov *= P["fold_ink"] * P["fc"]
+    cov *= P["fold_ink"]
     F[:, rows, cols] -= cov
 
 
@@ -1068,11 +1070,12 @@ def make_synthetic_faces(
             unchanged.
         ``contrast`` : float in [0, 1] or None
             Factor on the contrast of the expression-carrying facial features
-            (brows, frown and forehead lines, eyes, lids, nose and nose
+            (brows, frown and forehead lines, eyes, lids, crow's feet, nose and nose
             wrinkles, smile folds, lips, mouth opening, teeth) of the group's
             faces: their darkening/brightening relative to the skin is
             multiplied by it (1 = no change, 0 = features invisible). Skin,
-            hair, age wrinkles and everything after drawing are unchanged.
+            hair, the age part of lines and folds, and everything after
+            drawing are unchanged.
         ``label_noise`` : float in [0, 1] or None
             Probability that a face of the group gets a wrong label, drawn
             uniformly among the six other classes. The image still shows the
@@ -1366,8 +1369,7 @@ def plot_face_grid(
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
     fig = ax.figure
-    cm = __import__("matplotlib").colormaps[cmap].copy()
-    cm.set_bad("white")
+    cm = __import__("matplotlib").colormaps[cmap].with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cm, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_yticks([r * (h + gap) + h / 2 for r in range(len(class_names))])
     ax.set_yticklabels([f"{name} ({k})" for name, k in zip(class_names, counts)])
