@@ -41,6 +41,13 @@ def build_parser():
     report.add_argument("run_dir")
 
     sub.add_parser("list", help="list architectures, datasets and profiles")
+
+    faces = sub.add_parser("faces", help="time the synthetic face generator; draw examples",
+                           description="Print faces/s of make_synthetic_faces on one CPU "
+                                       "core, and optionally save a grid of examples per class.")
+    faces.add_argument("--n", type=int, default=20000, help="faces to time (default 20000)")
+    faces.add_argument("--grid", help="write a PNG of 8 example faces per class here")
+    faces.add_argument("--seed", type=int, default=0)
     return parser
 
 

@@ -47,9 +47,16 @@ def cmd_list(args):
     return 0
 
 
+def cmd_faces(args):
+    from . import faces
+
+    faces.run(n=args.n, grid=args.grid, seed=args.seed)
+    return 0
+
+
 def main(args):
     """Run the parsed command; user errors end with a message, not a traceback."""
-    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "faces": cmd_faces}
     try:
         return commands[args.command](args)
     except ValueError as exc:

@@ -192,3 +192,63 @@ def test_masking_the_true_evidence_hurts_a_trained_model_far_more_than_masking_e
     drop_elsewhere = base - clf.score(blank(elsewhere), y)
     assert base > 0.6
     assert drop_evidence > 0.3 and drop_evidence > 2.5 * drop_elsewhere
+
+
+def _group_gap(clf, X, y, in_group, seed=0):
+    """Accuracy outside the group minus inside it, with a bootstrap 95% CI."""
+    from fer_sklearn.stats import bootstrap_ci
+
+    correct = clf.predict(X) == y
+
+    def gap(c, g):
+        return c[~g].mean() - c[g].mean()
+
+    return bootstrap_ci(gap, correct, in_group, n_boot=1000, random_state=seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bias", [None, {"attribute": "tone", "group": "dark",
+                                         "contrast": 0.35, "label_noise": 0.15}])
+def test_injected_bias_shows_as_a_significant_gap_and_only_then(bias):
+    from fer_sklearn import CNNClassifier
+
+    faces = make_synthetic_faces(6000, random_state=2, bias=bias)
+    train, test = np.arange(4500), np.arange(4500, 6000)
+    clf = CNNClassifier(module__width=16, module__depth=3, max_epochs=8, lr=3e-3,
+                        lr_schedule="onecycle", random_state=0)
+    clf.fit(faces.data[train], faces.target[train])
+    dark = faces.frame.tone.to_numpy()[test] == "dark"
+    # scored against the true expression: the gap is the model's, not the labels'
+    ci = _group_gap(clf, faces.data[test], faces.frame.true_label.to_numpy()[test], dark)
+    print(f"\nbias={bias}: accuracy gap (others - dark) {ci}")
+    if bias is None:
+        assert ci["low"] < 0 < ci["high"]
+    else:
+        assert ci["low"] > 0.05
+
+
+@pytest.mark.slow
+def test_default_faces_separate_the_three_families_within_70_to_97_percent():
+    import time
+
+    from fer_sklearn import FERClassifier
+
+    faces = make_synthetic_faces(6000, random_state=3)
+    train, test = np.arange(4500), np.arange(4500, 6000)
+    recipes = {
+        "cnn": dict(module__width=16, module__depth=3),
+        "resnet18": dict(module__width=16, module__stem_stride=2),
+        "densenet_bc": dict(module__growth_rate=8, module__block_config=(3, 6, 6),
+                            module__stem_stride=2),
+    }
+    scores = {}
+    for name, options in recipes.items():
+        clf = FERClassifier(name, max_epochs=10, lr=3e-3, lr_schedule="onecycle",
+                            random_state=0, **options)
+        start = time.perf_counter()
+        clf.fit(faces.data[train], faces.target[train])
+        seconds = time.perf_counter() - start
+        scores[name] = clf.score(faces.data[test], faces.target[test])
+        print(f"\n{name}: {scores[name]:.3f} test accuracy after {seconds:.0f} s of training")
+    assert all(0.70 <= s <= 0.97 for s in scores.values())
+    assert max(scores.values()) - min(scores.values()) > 0.01
