@@ -29,6 +29,7 @@ BAD_DATASET = (
 )
 
 DATASET_KINDS = ("synthetic", "fer2013", "folder", "csv")
+FAIRNESS_MITIGATIONS = ("significant", "largest", "off")
 
 # Recipe keys a recipe table may hold.
 RECIPE_KEYS = ("params", "grid", "max_train")
@@ -156,11 +157,27 @@ class Config:
         Bootstrap resamples for confidence intervals.
     tta : bool
         Average predictions over the image and its mirror at test time.
+    explain_per_class : int
+        Test faces per class that the explain stage explains (seeded sample).
     synthetic : dict
         Options for :func:`~fer_sklearn.datasets.make_synthetic_faces`.
     recipes : dict
         Per registry name: ``params`` (estimator parameters), ``grid``
         (searched values) and optionally ``max_train``.
+    min_group_size : int
+        Fairness audit: groups with fewer test images are shown but marked
+        too small to judge and left out of gaps.
+    fairness_n_boot : int or None
+        Bootstrap resamples of the fairness audit; None: ``n_boot``.
+    fairness_intersections : list of lists of str, or None
+        Attribute combinations audited as one feature (e.g.
+        ``[["tone", "age"]]``); None: every pair of attributes; ``[]``: none.
+    fairness_mitigation : str
+        ``significant``: retrain the best model on a group-balanced resample
+        for the attribute with the largest significant accuracy gap (single
+        attributes before intersections; skipped when there is none);
+        ``largest``: for the largest gap even if not significant; ``off``: no
+        retraining.
     """
 
     dataset: str = "synthetic"
@@ -177,8 +194,13 @@ class Config:
     max_train: int = None
     n_boot: int = 500
     tta: bool = False
+    explain_per_class: int = 5
     synthetic: dict = field(default_factory=lambda: {"n_samples": 4000})
     recipes: dict = field(default_factory=dict)
+    min_group_size: int = 30
+    fairness_n_boot: int = None
+    fairness_intersections: list = None
+    fairness_mitigation: str = "significant"
 
     @property
     def dataset_kind(self):
@@ -278,6 +300,7 @@ def _validate(values):
     checks = (
         ("seed", int, "an integer"), ("n_jobs", int, "an integer"),
         ("cv", int, "an integer >= 2"), ("n_boot", int, "a positive integer"),
+        ("explain_per_class", int, "a positive integer"),
     )
     for key, typ, expected in checks:
         value = values.get(key)
@@ -292,10 +315,38 @@ def _validate(values):
     if not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
         problems.append(BAD_VALUE.format(key="test_size", expected="a number in (0, 1)",
                                          value=test_size))
+    problems += _validate_fairness(values)
     max_train = values.get("max_train")
     if max_train is not None and (not isinstance(max_train, int) or max_train < 10):
         problems.append(BAD_VALUE.format(key="max_train", expected="None or an integer >= 10",
                                          value=max_train))
+    return problems
+
+
+def _validate_fairness(values):
+    problems = []
+    size = values.get("min_group_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        problems.append(BAD_VALUE.format(key="min_group_size", expected="a positive integer",
+                                         value=size))
+    n_boot = values.get("fairness_n_boot")
+    if n_boot is not None and (isinstance(n_boot, bool) or not isinstance(n_boot, int)
+                               or n_boot < 2):
+        problems.append(BAD_VALUE.format(key="fairness_n_boot",
+                                         expected="None or an integer >= 2", value=n_boot))
+    inter = values.get("fairness_intersections")
+    if inter is not None and (not isinstance(inter, list) or not all(
+            isinstance(i, list) and len(set(i)) >= 2 and len(set(i)) == len(i)
+            and all(isinstance(a, str) for a in i) for i in inter)):
+        problems.append(BAD_VALUE.format(
+            key="fairness_intersections",
+            expected='None or a list of lists of two or more distinct attribute names, '
+                     'e.g. [["tone", "age"]]', value=inter))
+    mitigation = values.get("fairness_mitigation")
+    if mitigation not in FAIRNESS_MITIGATIONS:
+        problems.append(UNKNOWN_VALUE.format(what="fairness_mitigation", value=mitigation,
+                                             hint=_did_you_mean(mitigation, FAIRNESS_MITIGATIONS),
+                                             valid=", ".join(FAIRNESS_MITIGATIONS)))
     return problems
 
 

@@ -1,0 +1,656 @@
+"""The bias audit: known gaps, uncertainty, small/unknown groups, bad input, the stage."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import equalized_odds_difference
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    recall_score,
+)
+from sklearn.model_selection import train_test_split
+
+from benchmark import stages as stage_registry
+from benchmark.__main__ import main
+from benchmark.config import resolve_config
+from benchmark.stages import fairness as fairness_stage
+from fer_sklearn import fairness
+from fer_sklearn.fairness import (
+    ALL_MISSING,
+    AMBIGUOUS,
+    BAD_INTERSECTION,
+    BAD_MIN_GROUP_SIZE,
+    BAD_PROBA,
+    CONTINUOUS,
+    MISSING_VALUES,
+    NOT_SCALAR,
+    SINGLE_GROUP,
+    UNKNOWN_INTERSECTION,
+    UNKNOWN_LABELS,
+    WRONG_LENGTH,
+    audit_fairness,
+    check_sensitive_features,
+    group_balanced_indices,
+    sensitive_groups,
+    significant_gaps,
+)
+
+CLASSES = ["angry", "happy", "sad"]
+
+
+def _known_gap(n_a=200, n_b=200, right_a=180, right_b=120, seed=0):
+    """Group a: right_a of n_a correct, group b: right_b of n_b; errors go to the
+    next class. Rows are shuffled so groups interleave."""
+    rng = np.random.default_rng(seed)
+    y = np.array(CLASSES)[np.arange(n_a + n_b) % 3]
+    group = np.array(["a"] * n_a + ["b"] * n_b, dtype=object)
+    pred = y.copy()
+    wrong = np.r_[np.arange(right_a, n_a), n_a + np.arange(right_b, n_b)]
+    pred[wrong] = np.array(CLASSES)[(np.searchsorted(CLASSES, y[wrong]) + 1) % 3]
+    order = rng.permutation(n_a + n_b)
+    return y[order], pred[order], pd.DataFrame({"g": group[order]})
+
+
+def approx(x):
+    # results are rounded to 6 decimals
+    return pytest.approx(x, abs=1e-6)
+
+
+def _msg(template, **fields):
+    return re.escape(template.format(**fields))
+
+
+# --------------------------------------------------------------------------- #
+# Metrics, gaps, MetricFrame agreement
+# --------------------------------------------------------------------------- #
+def test_a_known_accuracy_gap_is_measured_exactly_and_flagged():
+    y, pred, groups = _known_gap()
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=300)
+    f = audit.results["features"]["g"]
+    assert f["groups"]["a"]["metrics"]["accuracy"]["value"] == approx(0.9)
+    assert f["groups"]["b"]["metrics"]["accuracy"]["value"] == approx(0.6)
+    gap = f["gaps"]["accuracy"]
+    between = gap["difference"]["between_groups"]
+    assert between["value"] == approx(0.3) and between["groups"] == ["a", "b"]
+    assert between["significant"] and 0 < between["low"] < 0.3 < between["high"]
+    assert gap["difference"]["to_overall"]["value"] == approx(0.15)
+    assert gap["ratio"]["between_groups"]["value"] == approx(0.6 / 0.9)
+    assert gap["ratio"]["between_groups"]["significant"]  # its interval lies below 1
+    assert gap["worst_group"] == {"group": "b", "value": approx(0.6),
+                                  "significantly_worse": True}
+    vs = f["groups"]["b"]["vs_rest"]["accuracy"]
+    assert vs["value"] == approx(-0.3) and vs["worse"] and vs["high"] < 0
+    assert not f["groups"]["a"]["vs_rest"]["accuracy"]["worse"]
+    found = significant_gaps(audit.results)
+    assert [g["value"] for g in found] == sorted((g["value"] for g in found), reverse=True)
+    acc = [g for g in found if g["metric"] == "accuracy"]
+    assert acc == [{"feature": "g", "metric": "accuracy", "groups": ["a", "b"],
+                    "value": approx(0.3), "low": between["low"],
+                    "high": between["high"], "worst_group": "b", "class": None}]
+
+
+def test_every_gap_equals_metricframe_difference_and_ratio_when_all_groups_are_judged():
+    y, pred, groups = _known_gap(right_a=170, right_b=130)
+    groups["h"] = np.where(np.arange(len(y)) % 2, "x", "y")
+    proba = np.full((len(y), 3), 0.2)
+    proba[np.arange(len(y)), np.searchsorted(CLASSES, pred)] = 0.6
+    audit = audit_fairness(y, pred, groups, y_proba=proba, labels=CLASSES, n_boot=50)
+    for feature in ("g", "h"):
+        mf = audit.frames[feature]
+        gaps = audit.results["features"][feature]["gaps"]
+        for method in ("between_groups", "to_overall"):
+            diff, ratio = mf.difference(method=method), mf.ratio(method=method)
+            for metric in audit.results["metrics"]:
+                ours = gaps[metric]
+                assert ours["difference"][method]["value"] == approx(
+                    diff[metric]), (feature, metric, method)
+                if ours["ratio"][method]["value"] is not None:
+                    assert ours["ratio"][method]["value"] == approx(
+                        ratio[metric]), (feature, metric, method)
+
+
+def test_group_metrics_match_sklearn():
+    rng = np.random.default_rng(3)
+    n = 300
+    y = rng.choice(CLASSES, n)
+    pred = np.where(rng.random(n) < 0.6, y, rng.choice(CLASSES, n))
+    proba = rng.dirichlet(np.ones(3), n)
+    groups = pd.DataFrame({"g": rng.choice(["u", "v"], n)})
+    audit = audit_fairness(y, pred, groups, y_proba=proba, labels=CLASSES, n_boot=20)
+    f = audit.results["features"]["g"]
+    for g in ("u", "v"):
+        m = groups["g"].to_numpy() == g
+        got = f["groups"][g]["metrics"]
+        assert got["accuracy"]["value"] == approx(accuracy_score(y[m], pred[m]))
+        assert got["balanced_accuracy"]["value"] == approx(
+            balanced_accuracy_score(y[m], pred[m]))
+        assert got["macro_f1"]["value"] == approx(f1_score(y[m], pred[m], average="macro"))
+        assert got["log_loss"]["value"] == approx(
+            log_loss(y[m], proba[m], labels=CLASSES))
+        recalls = recall_score(y[m], pred[m], labels=CLASSES, average=None)
+        for c, r in zip(CLASSES, recalls):
+            assert got[f"recall[{c}]"]["value"] == approx(r)
+            assert got[f"selection_rate[{c}]"]["value"] == approx(np.mean(pred[m] == c))
+            neg = y[m] != c
+            assert got[f"fpr[{c}]"]["value"] == approx(np.mean(pred[m][neg] == c))
+            interval = got[f"recall[{c}]"]
+            assert interval["low"] <= interval["value"] <= interval["high"]
+
+
+def test_no_gap_is_significant_between_groups_that_do_not_differ():
+    # Six groups, the same 70% accuracy in expectation. The largest-minus-
+    # smallest difference is positive in every bootstrap resample, so a plain
+    # interval of it would always exclude 0; the audit's must not.
+    rng = np.random.default_rng(0)
+    n = 1200
+    y = rng.choice(CLASSES, n)
+    next_class = np.array(CLASSES)[(np.searchsorted(CLASSES, y) + 1) % 3]
+    pred = np.where(rng.random(n) < 0.7, y, next_class)
+    groups = pd.DataFrame({"g": np.repeat(list("abcdef"), n // 6)})
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=300)
+    f = audit.results["features"]["g"]
+    between = f["gaps"]["accuracy"]["difference"]["between_groups"]
+    assert between["value"] > 0.03  # a visible gap by chance
+    assert not between["significant"] and between["low"] < 0
+    assert between["comparisons"] == 15
+    assert not any(f["groups"][g]["vs_rest"]["accuracy"]["significant"] for g in "abcdef")
+    assert significant_gaps(audit.results) == []
+
+
+def test_same_seed_same_numbers_other_seed_other_intervals():
+    y, pred, groups = _known_gap()
+    a = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100, random_state=1)
+    b = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100, random_state=1)
+    c = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100, random_state=2)
+    assert a.results == b.results
+    ga, gc = (x.results["features"]["g"]["groups"]["b"]["metrics"]["accuracy"] for x in (a, c))
+    assert ga["value"] == gc["value"] and ga["low"] != gc["low"]
+    json.dumps(a.to_dict(), allow_nan=False)  # plain JSON, no NaN
+
+
+# --------------------------------------------------------------------------- #
+# Small groups, unknown groups, intersections, representation
+# --------------------------------------------------------------------------- #
+def test_small_groups_are_shown_but_not_judged():
+    y, pred, groups = _known_gap(n_a=200, n_b=200, right_a=160, right_b=150)
+    tiny = 12
+    y = np.r_[y, np.array(CLASSES)[np.arange(tiny) % 3]]
+    pred = np.r_[pred, np.array(CLASSES)[(np.arange(tiny) + 1) % 3]]  # all wrong
+    groups = pd.concat([groups, pd.DataFrame({"g": ["c"] * tiny})], ignore_index=True)
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100, min_group_size=30)
+    f = audit.results["features"]["g"]
+    c = f["groups"]["c"]
+    assert c["status"] == "too small" and c["n"] == tiny and c["vs_rest"] == {}
+    accuracy = c["metrics"]["accuracy"]
+    assert accuracy["value"] == 0.0 and accuracy["low"] == 0.0
+    assert accuracy["high"] > 0.2  # 0 of 12 is no certainty: not a collapsed [0, 0]
+    assert f["order"] == ["a", "b", "c"] and f["judged"] == ["a", "b"]
+    gap = f["gaps"]["accuracy"]
+    assert gap["difference"]["between_groups"]["groups"] == ["a", "b"]
+    assert gap["worst_group"]["group"] == "b"
+    judged = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100, min_group_size=10)
+    jf = judged.results["features"]["g"]
+    assert jf["groups"]["c"]["status"] == "ok"
+    assert jf["gaps"]["accuracy"]["worst_group"]["group"] == "c"
+    assert jf["gaps"]["accuracy"]["difference"]["between_groups"]["value"] == approx(0.8)
+
+
+def test_one_large_group_leaves_nothing_to_judge_and_says_so():
+    y, pred, groups = _known_gap(n_a=200, n_b=20)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20).results["features"]["g"]
+    assert f["judged"] == ["a"] and f["gaps"] == {} and "fewer than two groups" in f["note"]
+
+
+def test_a_perfect_tiny_group_is_not_declared_significantly_better():
+    # 8 of 8 right: every bootstrap resample repeats 100%, a zero-width interval.
+    y, pred, groups = _known_gap(n_a=200, n_b=8, right_a=150, right_b=8)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100,
+                       min_group_size=5).results["features"]["g"]
+    vs = f["groups"]["b"]["vs_rest"]["accuracy"]
+    assert vs["value"] == approx(0.25) and not vs["significant"]
+    assert f["gaps"]["accuracy"]["difference"]["between_groups"]["se"] > 0.03
+
+
+def test_missing_values_form_an_explicit_unknown_group_or_raise():
+    y, pred, groups = _known_gap()
+    groups.loc[:9, "g"] = None
+    groups.loc[10:14, "g"] = np.nan
+    groups.loc[15:19, "g"] = ""
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20, min_group_size=5)
+    f = audit.results["features"]["g"]
+    assert f["order"][-1] == "unknown" and f["groups"]["unknown"]["n"] == 20
+    assert f["groups"]["unknown"]["status"] == "unknown" and "unknown" not in f["judged"]
+    assert sum(r["n"] for r in f["groups"].values()) == len(y)
+    with pytest.raises(ValueError, match=_msg(MISSING_VALUES, column="g", count=20, n=len(y),
+                                              row=0)):
+        audit_fairness(y, pred, groups, labels=CLASSES, missing="error")
+
+
+def test_intersections_name_groups_by_their_parts():
+    y, pred, groups = _known_gap()
+    groups["age"] = np.where(np.arange(len(y)) % 4 == 0, "old", "young")
+    groups.loc[0, "age"] = None
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20,
+                           intersections=[("g", "age")])
+    assert audit.features == ["g", "age", "g x age"]
+    f = audit.results["features"]["g x age"]
+    assert f["columns"] == ["g", "age"]
+    assert f["order"][:4] == ["a & old", "a & young", "b & old", "b & young"]
+    assert sum(r["n"] for r in f["groups"].values()) == len(y)
+    unknown = [g for g, r in f["groups"].items() if r["status"] == "unknown"]
+    assert len(unknown) == 1 and "unknown" in unknown[0]
+    labels = sensitive_groups(groups, ["g", "age"])
+    assert labels[0] == "unknown" and labels[1] in f["groups"]
+    # rows with a missing part are kept as they are by the mitigation's resampling
+    idx = group_balanced_indices(labels, y, random_state=0)
+    assert np.sum(idx == 0) == 1
+    mask = (groups["g"] == "b").to_numpy() & (groups["age"] == "old").to_numpy()
+    assert f["groups"]["b & old"]["metrics"]["accuracy"]["value"] == approx(
+        accuracy_score(y[mask], pred[mask]))
+
+
+def test_representation_reports_training_shares_beside_the_metrics():
+    y, pred, groups = _known_gap()
+    y_train = np.array(["sad"] * 50 + ["happy"] * 150 + ["angry"] * 100)
+    g_train = np.array(["b"] * 5 + ["a"] * 45 + ["b"] * 45 + ["a"] * 105 + ["a"] * 100)
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20,
+                           train_features=pd.DataFrame({"g": g_train}), y_train=y_train)
+    b = audit.results["features"]["g"]["groups"]["b"]
+    assert b["n_train"] == 50 and b["train_share"] == approx(50 / 300)
+    assert b["train_share_by_class"] == {"angry": 0.0, "happy": approx(0.3),
+                                         "sad": approx(0.1)}
+    assert audit.results["features"]["g"]["equal_share"] == 0.5
+    table = audit.by_group("g")
+    assert table.loc["b", "train_share"] == approx(50 / 300)
+    assert table.loc["a", "accuracy"] == approx(0.9)
+
+
+def test_groups_seen_only_in_training_are_listed_as_absent():
+    y, pred, groups = _known_gap()
+    g_train = np.array(["a", "b", "z"] * 10)
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20,
+                           train_features={"g": g_train}, y_train=["happy"] * 30)
+    f = audit.results["features"]["g"]
+    assert f["order"] == ["a", "b", "z"]
+    assert f["groups"]["z"]["status"] == "absent from test" and f["groups"]["z"]["n"] == 0
+
+
+def test_non_string_values_become_group_names():
+    y, pred, groups = _known_gap()
+    frame = pd.DataFrame({"flag": groups["g"] == "a", "level": np.where(groups["g"] == "a", 2, 10),
+                          "cat": pd.Categorical(groups["g"], categories=["b", "a"])})
+    audit = audit_fairness(y, pred, frame, labels=CLASSES, n_boot=20)
+    assert audit.results["features"]["flag"]["order"] == ["False", "True"]
+    assert audit.results["features"]["level"]["order"] == ["2", "10"]  # by value
+    assert audit.results["features"]["cat"]["order"] == ["b", "a"]  # categorical order
+    # integer-valued floats with NaN: how pandas stores an int column with gaps
+    floats = pd.DataFrame({"level": np.where(groups["g"] == "a", 2.0, 3.0)})
+    floats.loc[:4, "level"] = np.nan
+    f = audit_fairness(y, pred, floats, labels=CLASSES, n_boot=20,
+                       min_group_size=5).results["features"]["level"]
+    assert f["order"] == ["2", "3", "unknown"] and f["groups"]["unknown"]["n"] == 5
+
+
+# --------------------------------------------------------------------------- #
+# One-vs-rest parity against a manual computation
+# --------------------------------------------------------------------------- #
+def _manual_ovr(y, pred, g, classes):
+    dp, eo = {}, {}
+    groups = sorted(set(g))
+    for c in classes:
+        sel = [np.mean(pred[g == k] == c) for k in groups]
+        tpr = [np.mean(pred[(g == k) & (y == c)] == c) for k in groups
+               if np.any((g == k) & (y == c))]
+        fpr = [np.mean(pred[(g == k) & (y != c)] == c) for k in groups]
+        dp[c] = max(sel) - min(sel)
+        eo[c] = max(max(tpr) - min(tpr) if len(tpr) > 1 else 0.0, max(fpr) - min(fpr))
+    return dp, eo
+
+
+def test_one_vs_rest_parity_matches_a_manual_computation():
+    rng = np.random.default_rng(5)
+    n = 600
+    g = rng.choice(["p", "q", "r"], n)
+    y = rng.choice(CLASSES, n)
+    pred = np.where(rng.random(n) < np.where(g == "r", 0.4, 0.8), y, rng.choice(CLASSES, n))
+    audit = audit_fairness(y, pred, pd.DataFrame({"g": g}), labels=CLASSES, n_boot=100)
+    ovr = audit.results["features"]["g"]["one_vs_rest"]
+    dp, eo = _manual_ovr(y, pred, g, CLASSES)
+    for c in CLASSES:
+        assert ovr["demographic_parity_difference"]["per_class"][c]["value"] == approx(dp[c])
+        assert ovr["equalized_odds_difference"]["per_class"][c]["value"] == approx(eo[c])
+    top = ovr["equalized_odds_difference"]["max"]
+    assert top["class"] == max(eo, key=eo.get) and top["value"] == approx(max(eo.values()))
+    assert top["significant"] and top["comparisons"] == 3 * 3 * 2
+    assert ovr["demographic_parity_difference"]["max"]["value"] == approx(max(dp.values()))
+
+
+def test_equalized_odds_ignores_groups_without_the_class_where_fairlearn_counts_zero():
+    y, pred, groups = _known_gap(n_a=120, n_b=120)
+    y, pred = y.astype(object), pred.astype(object)
+    b = (groups["g"] == "b").to_numpy()
+    rare = np.flatnonzero(~b)[:6]
+    y[rare], pred[rare] = "fear", "fear"  # fear only in group a, always right
+    labels = CLASSES + ["fear"]
+    audit = audit_fairness(y, pred, groups, labels=labels, n_boot=50)
+    rec = audit.results["features"]["g"]["one_vs_rest"]["equalized_odds_difference"][
+        "per_class"]["fear"]
+    raw = equalized_odds_difference(y == "fear", pred == "fear", sensitive_features=groups["g"])
+    assert raw == approx(1.0)  # fairlearn: group b's undefined TPR counted as 0
+    assert rec["value"] == approx(0.0) and rec["groups_without_class"] == ["b"]
+
+
+# --------------------------------------------------------------------------- #
+# Bad input: clear errors that name the column and the fix
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("column, message", [
+    (["dark", "dark", "dark", "dark"], _msg(SINGLE_GROUP, column="x", group="dark")),
+    ([None, np.nan, None, np.nan], _msg(ALL_MISSING, column="x")),
+    ([1.5, 2.5, 1.5, 2.0], _msg(CONTINUOUS, column="x", example=1.5)),
+    ([["a"], ["b"], ["a"], ["b"]], _msg(NOT_SCALAR, column="x", type="list", row=0)),
+    (["1", 1, "2", 2], re.escape(AMBIGUOUS.split("(")[0].format(column="x"))),
+    (["a", "b", "a"], _msg(WRONG_LENGTH, column="x", n=3, n_true=4)),
+])
+def test_bad_sensitive_columns_raise_naming_the_column_and_the_fix(column, message):
+    y = ["happy", "sad", "happy", "sad"]
+    with pytest.raises(ValueError, match=message):
+        audit_fairness(y, y, {"x": column}, n_boot=10)
+    assert check_sensitive_features({"x": column}, 4)["x"]
+
+
+def test_every_bad_column_is_reported_in_one_error():
+    y = ["happy", "sad"] * 5
+    frame = pd.DataFrame({"one": ["a"] * 10, "none": [None] * 10, "ok": ["u", "v"] * 5})
+    with pytest.raises(ValueError) as info:
+        audit_fairness(y, y, frame, n_boot=10)
+    message = str(info.value)
+    assert "'one'" in message and "'none'" in message and "'ok'" not in message
+    assert check_sensitive_features(frame, 10).keys() == {"one", "none"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"intersections": [("g", "age")]}, _msg(UNKNOWN_INTERSECTION, intersection=("g", "age"),
+                                             missing="age", valid=["g"])),
+    ({"intersections": [("g", "g")]}, _msg(BAD_INTERSECTION, intersection=("g", "g"),
+                                           valid=["g"])),
+    ({"min_group_size": 0}, _msg(BAD_MIN_GROUP_SIZE, value=0)),
+    ({"y_proba": np.ones((3, 3))}, _msg(BAD_PROBA, n=400, k=3, shape=(3, 3))),
+    ({"labels": ["angry", "happy"]}, _msg(UNKNOWN_LABELS, what="y_true", values=["sad"])),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    y, pred, groups = _known_gap()
+    kwargs = {"labels": CLASSES, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        audit_fairness(y, pred, groups, n_boot=10, **kwargs)
+
+
+def test_public_names_exist():
+    assert all(hasattr(fairness, name) for name in fairness.__all__)
+
+
+def test_by_group_names_valid_features():
+    y, pred, groups = _known_gap()
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=10)
+    with pytest.raises(ValueError, match="features: \\['g'\\]"):
+        audit.by_group("tone")
+
+
+# --------------------------------------------------------------------------- #
+# Mitigation: group-balanced resampling
+# --------------------------------------------------------------------------- #
+def test_group_balanced_indices_equalise_groups_and_keep_the_class_mix():
+    rng = np.random.default_rng(0)
+    groups = np.array(["a"] * 900 + ["b"] * 100 + [None] * 20, dtype=object)
+    y = np.where(rng.random(1020) < 0.3, "sad", "happy")
+    y[900:1000] = np.where(np.arange(100) < 80, "sad", "happy")  # b: mostly sad
+    idx = group_balanced_indices(groups, y, random_state=0)
+    assert len(idx) == 1020
+    picked_g, picked_y = groups[idx], y[idx]
+    assert np.sum(picked_g == "a") == np.sum(picked_g == "b") == 500
+    assert np.sum(pd.isna(picked_g)) == 20 and len(set(idx[pd.isna(picked_g)])) == 20
+    overall_sad = np.mean(y[:1000] == "sad")
+    for g in ("a", "b"):
+        assert np.mean(picked_y[picked_g == g] == "sad") == pytest.approx(overall_sad, abs=0.002)
+    assert np.array_equal(idx, group_balanced_indices(groups, y, random_state=0))
+    only_groups = group_balanced_indices(groups[:1000], random_state=1)
+    assert np.sum(groups[only_groups] == "b") == 500
+
+
+def test_group_balanced_indices_need_two_groups():
+    with pytest.raises(ValueError, match="single group"):
+        group_balanced_indices(["a"] * 5)
+
+
+# --------------------------------------------------------------------------- #
+# Config and the benchmark stage
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("toml, message", [
+    ("min_group_size = 0\n", "min_group_size must be a positive integer"),
+    ('fairness_mitigation = "larget"\n', "Did you mean 'largest'?"),
+    ('fairness_intersections = [["tone"]]\n', "fairness_intersections must be"),
+    ("fairness_n_boot = 1\n", "fairness_n_boot must be None or an integer >= 2"),
+])
+def test_fairness_config_is_validated(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resolve_config(path)
+
+
+TINY_TOML = """
+n_boot = 50
+models = ["cnn", "resnet18"]
+min_group_size = 5
+fairness_mitigation = "largest"
+[synthetic]
+n_samples = 200
+[recipes.cnn.params]
+max_epochs = 1
+module__width = 4
+module__depth = 2
+[recipes.resnet18.params]
+max_epochs = 1
+module__width = 4
+"""
+
+
+@pytest.fixture
+def fairness_run(tmp_path, monkeypatch):
+    """A tiny benchmark run through the fairness stage (later stages left out)."""
+    stage_registry.ordered_stages()
+    for name in [s for s, spec in stage_registry.STAGES.items() if spec.order > 40]:
+        monkeypatch.delitem(stage_registry.STAGES, name)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    args = ["run", "--config", str(config), "--out", str(tmp_path / "runs"), "--name", "t"]
+    assert main(args) == 0
+    return tmp_path / "runs" / "t", args
+
+
+def test_stage_audits_every_model_and_renders_a_section(fairness_run, monkeypatch):
+    run_dir, args = fairness_run
+    results = json.loads((run_dir / "results.json").read_text())
+    stage = results["stages"]["fairness"]
+    n_test = results["stages"]["data"]["n_test"]
+    assert stage["features"] == ["tone", "age", "tone x age"]
+    assert set(stage["models"]) == {"cnn", "resnet18"}
+    for model, audit in stage["models"].items():
+        for feature in stage["features"]:
+            f = audit["features"][feature]
+            assert sum(r["n"] for r in f["groups"].values()) == n_test
+            for g, rec in f["groups"].items():
+                assert (rec["status"] == "too small") == (0 < rec["n"] < 5), (g, rec["n"])
+                assert 0 <= rec["train_share"] <= 1
+        # The audit's overall accuracy is the evaluate stage's.
+        assert audit["features"]["tone"]["overall"]["accuracy"]["value"] == approx(
+            results["stages"]["evaluate"]["models"][model]["metrics"]["accuracy"]["value"])
+    mitigation = stage["mitigation"]
+    assert mitigation["status"] == "done" and mitigation["feature"] in stage["features"]
+    assert mitigation["n_train_after"] > 0
+    best = mitigation["model"]
+    assert mitigation["before"]["gap"] == stage["models"][best]["features"][
+        mitigation["feature"]]["gaps"]["accuracy"]["difference"]["between_groups"]
+    for feature in stage["features"]:
+        png = results["figures"][f"fairness_{feature.replace(' ', '_')}"]
+        assert (run_dir / png).stat().st_size > 1000
+    report = (run_dir / "report.md").read_text()
+    for needle in ("## Fairness", "### `tone`", "### `age`", "### `tone x age`",
+                   "#### cnn: `tone`", "#### resnet18: `tone x age`",
+                   "### Mitigation: group-balanced resampling", "fairness_tone.png"):
+        assert needle in report
+    assert "predicted by a model" not in report  # synthetic groups are ground truth
+    cnn_tone = stage["models"]["cnn"]["features"]["tone"]
+    for g in cnn_tone["order"]:
+        shown = fairness_stage._fmt(cnn_tone["groups"][g]["metrics"]["accuracy"])
+        assert f"| `{g}` " in report and shown in report
+    (run_dir / "report.md").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").read_text() == report
+
+    # --resume reuses the finished mitigation even when the stage itself reruns.
+    (run_dir / "state" / "stage-fairness.json").unlink()
+
+    def no_retraining(*a, **k):
+        raise AssertionError("the mitigation was recomputed")
+
+    monkeypatch.setattr(fairness_stage, "group_balanced_indices", no_retraining)
+    assert main(args + ["--resume"]) == 0
+    again = json.loads((run_dir / "results.json").read_text())["stages"]["fairness"]
+    assert again["mitigation"] == mitigation
+
+
+def test_stage_reports_unusable_attributes_instead_of_failing(tmp_path):
+    from benchmark.runner import Context
+    from benchmark.stages.data import DataSplit
+
+    config = resolve_config(models=["cnn"], min_group_size=5, n_boot=20,
+                            fairness_intersections=[["tone", "age"]])
+    ctx = Context(config, tmp_path)
+    rng = np.random.default_rng(0)
+
+    def frame(n):
+        return pd.DataFrame({"tone": rng.choice(["dark", "light"], n),
+                             "score": rng.random(n), "site": ["x"] * n})
+
+    y_train, y_test = rng.choice(CLASSES, 60), rng.choice(CLASSES, 40)
+    ctx._data = DataSplit(X_train=np.zeros((60, 48, 48), np.uint8), y_train=y_train,
+                          frame_train=frame(60), X_test=np.zeros((40, 48, 48), np.uint8),
+                          y_test=y_test, frame_test=frame(40),
+                          attributes=["tone", "score", "site"], protocol="", descr="")
+    proba = np.eye(3)[np.searchsorted(CLASSES, y_test)]
+    ctx.store.put_arrays("pred-cnn", y_pred=y_test.astype(str), proba=proba)
+    ctx.results["evaluate"] = {"classes": CLASSES,
+                               "models": {"cnn": {"metrics": {"accuracy": {"value": 1.0}}}}}
+    out = fairness_stage.fairness_stage(ctx)
+    assert out["attributes"] == ["tone"] and out["features"] == ["tone"]
+    assert "non-integer numbers" in out["excluded"]["score"]
+    assert "single group" in out["excluded"]["site"]
+    assert "'age', which is not an audited attribute" in out["excluded"]["tone x age"]
+    # A perfect model has no gap: nothing to mitigate, and no model was needed.
+    assert out["mitigation"]["status"] == "skipped"
+    assert "no significant accuracy gap" in out["mitigation"]["reason"]
+    text = fairness_stage.fairness_section({"config": config.to_dict(),
+                                            "stages": {"fairness": out}})
+    assert "Not audited: `score`" in text and "Not audited: `tone x age`" in text
+    assert "**cnn**: no significant gap" in text
+
+
+def test_section_names_predicted_attributes_and_unaudited_ones():
+    results = {"config": {"models": ["m"], "seed": 0, "attributes": "/data/demographics.csv"},
+               "stages": {"fairness": {
+                   "attributes": [], "features": [], "models": {}, "min_group_size": 30,
+                   "n_boot": 10, "confidence": 0.95, "predicted_attributes": True,
+                   "excluded": {"age": "Sensitive feature 'age' holds non-integer numbers."},
+                   "mitigation": {"status": "skipped", "reason": "no attribute could be audited"}}}}
+    text = fairness_stage.fairness_section(results)
+    assert "`demographics.csv`" in text and "predicted by a model" in text
+    assert "Not audited: `age`" in text and "no attribute could be audited" in text
+
+
+# --------------------------------------------------------------------------- #
+# Acceptance on the synthetic benchmark (trains small CNNs: slow)
+# --------------------------------------------------------------------------- #
+def _train_and_audit(bias):
+    from fer_sklearn import CNNClassifier, ResNetClassifier
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    faces = make_synthetic_faces(3000, random_state=0, bias=bias)
+    train, test = train_test_split(np.arange(3000), test_size=0.25, stratify=faces.target,
+                                   random_state=0)
+    models = {
+        "cnn": CNNClassifier(module__width=16, module__depth=3, max_epochs=8, lr=3e-3,
+                             lr_schedule="onecycle", random_state=0),
+        "resnet18": ResNetClassifier(module__width=16, module__stem_stride=2, max_epochs=8,
+                                     lr=3e-3, lr_schedule="onecycle", random_state=0),
+    }
+    audits = {}
+    for name, est in models.items():
+        est.fit(faces.data[train], faces.target[train])
+        audits[name] = audit_fairness(
+            faces.target[test], est.predict(faces.data[test]), faces.frame.iloc[test][["tone"]],
+            y_proba=est.predict_proba(faces.data[test]), labels=est.classes_, n_boot=500,
+            random_state=0, train_features=faces.frame.iloc[train][["tone"]],
+            y_train=faces.target[train])
+    return audits
+
+
+def _accuracy_summary(audit):
+    f = audit.results["features"]["tone"]
+    d = f["gaps"]["accuracy"]["difference"]["between_groups"]
+    return {"groups": {g: f["groups"][g]["metrics"]["accuracy"] for g in f["order"]},
+            "gap": d, "vs_rest": {g: f["groups"][g]["vs_rest"]["accuracy"] for g in f["order"]}}
+
+
+@pytest.mark.slow
+def test_audit_flags_the_injected_bias_for_every_model():
+    bias = {"attribute": "tone", "group": "dark", "contrast": 0.3, "label_noise": 0.2}
+    for name, audit in _train_and_audit(bias).items():
+        s = _accuracy_summary(audit)
+        print(name, json.dumps(s))
+        assert s["gap"]["significant"] and s["gap"]["groups"][1] == "dark", name
+        assert s["vs_rest"]["dark"]["worse"], name
+        assert not any(s["vs_rest"][g]["worse"] for g in ("light", "medium")), name
+        # Representation is not the cause: dark holds about a third of training.
+        share = audit.results["features"]["tone"]["groups"]["dark"]["train_share"]
+        assert 0.28 < share < 0.39
+
+
+@pytest.mark.slow
+def test_audit_flags_no_accuracy_gap_in_the_unbiased_control():
+    for name, audit in _train_and_audit(None).items():
+        s = _accuracy_summary(audit)
+        print(name, json.dumps(s))
+        assert not s["gap"]["significant"], name
+        assert not any(v["significant"] for v in s["vs_rest"].values()), name
+
+
+@pytest.mark.real_data
+def test_fer2013_predicted_demographics_with_their_tiny_groups():
+    from .conftest import DEMOGRAPHICS
+
+    if not DEMOGRAPHICS.is_file():
+        pytest.skip(f"FER2013 demographics not found at {DEMOGRAPHICS}")
+    frame = pd.read_csv(DEMOGRAPHICS)
+    frame = frame[frame["path"].str.startswith("validation/")].reset_index(drop=True)
+    y = frame["path"].str.split("/").str[1].to_numpy()
+    rng = np.random.default_rng(0)
+    pred = np.where(rng.random(len(y)) < 0.6, y, rng.choice(sorted(set(y)), len(y)))
+    audit = audit_fairness(y, pred, frame[["race", "age_group", "gender"]], n_boot=100,
+                           intersections=[("race", "gender")])
+    race = audit.results["features"]["race"]
+    counts = frame["race"].value_counts()
+    for group, rec in race["groups"].items():
+        assert rec["n"] == counts[group]
+        assert (rec["status"] == "too small") == (counts[group] < 30)
+    assert race["groups"]["others"]["status"] == "too small"  # 3 faces: shown, not judged
+    assert "others" not in race["gaps"]["accuracy"]["difference"]["between_groups"]["groups"]
+    inter = audit.results["features"]["race x gender"]
+    assert sum(r["n"] for r in inter["groups"].values()) == len(y)
+    # Predictions that ignore the groups: no accuracy gap may be flagged.
+    assert not any(g["metric"] == "accuracy" for g in audit.significant_gaps())
