@@ -55,6 +55,6 @@ def register_stage(name, *, order, applies=None, description="", figures=None):
 
 def ordered_stages():
     """Registered stages in run order."""
-    from . import data, evaluate, search  # noqa: F401  (register)
+    from . import data, evaluate, explain, fairness, search  # noqa: F401  (register)
 
     return sorted(STAGES.values(), key=lambda s: s.order)

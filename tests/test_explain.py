@@ -1,0 +1,142 @@
+import re
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+
+from fer_sklearn import FERClassifier
+from fer_sklearn.explain import (
+    METHODS,
+    attribute,
+    deletion_curve,
+    localisation,
+    masks_to_regions,
+    region_shares,
+    template_regions,
+)
+from fer_sklearn.explain.attributions import NOT_FITTED, SHAP_NEEDS_BACKGROUND
+
+from .conftest import FAMILY_CONFIGS
+
+FAMILIES = sorted(FAMILY_CONFIGS)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_method_works_on_every_family_and_leaves_the_model_as_it_was(family, faces):
+    X, y = faces
+    name, options, _, _ = FAMILY_CONFIGS[family]
+    est = FERClassifier(name, max_epochs=1, batch_size=16, random_state=0, **options).fit(X, y)
+    before = est.predict_proba(X[:6])
+    est.module_.train()  # a state the explainers must restore
+    for method in METHODS:
+        maps = attribute(est, X[:6], method, background=X[6:14], shap_samples=4, ig_steps=4)
+        assert maps.shape == (6, 48, 48) and maps.dtype == np.float32
+        assert np.isfinite(maps).all() and np.abs(maps).sum() > 0, method
+    assert est.module_.training
+    est.module_.eval()
+    np.testing.assert_allclose(est.predict_proba(X[:6]), before, rtol=1e-5, atol=1e-6)
+
+
+def test_explaining_a_given_class_differs_from_the_predicted_one(synthetic_model):
+    clf, faces, test = synthetic_model
+    X = faces.data[test[:8]]
+    pred = clf.predict(X)
+    other = np.where(pred == "happy", "sad", "happy")
+    a = attribute(clf, X, "integrated_gradients", target=pred)
+    b = attribute(clf, X, "integrated_gradients", target=other)
+    assert np.array_equal(a, attribute(clf, X, "integrated_gradients"))
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match="does not know"):
+        attribute(clf, X, "saliency", target=["joy"] * 8)
+
+
+def test_bad_requests_say_how_to_fix_them(synthetic_model):
+    clf, faces, _ = synthetic_model
+    with pytest.raises(ValueError, match="Valid methods: saliency"):
+        attribute(clf, faces.data[:2], "lime")
+    with pytest.raises(ValueError, match=re.escape(SHAP_NEEDS_BACKGROUND[:30])):
+        attribute(clf, faces.data[:2], "shap")
+    with pytest.raises(ValueError, match=re.escape(NOT_FITTED)):
+        attribute(FERClassifier("cnn"), faces.data[:2], "saliency")
+
+
+def test_attributions_of_a_trained_model_differ_from_those_of_random_weights(synthetic_model):
+    # model randomisation test (Adebayo et al., 2018): explanations that do not
+    # change when the weights are re-drawn explain the input, not the model
+    clf, faces, test = synthetic_model
+    X = faces.data[test[:21]]
+    untrained = clone(clf).set_params(max_epochs=0).fit(faces.data[:50], faces.target[:50])
+    target = clf.predict(X)
+    for method in ("saliency", "integrated_gradients", "gradcam"):
+        trained = attribute(clf, X, method, target=target)
+        random = attribute(untrained, X, method, target=target)
+        rho = np.mean([spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0]
+                       for a, b in zip(trained, random)])
+        assert rho < 0.5, (method, rho)
+
+
+def test_region_shares_add_up_and_normalise_by_area():
+    regions = template_regions(48)
+    stacked = np.stack(list(regions.values())).sum(0)
+    np.testing.assert_array_equal(stacked, 1)  # a partition of the image
+    maps = np.zeros((2, 48, 48))
+    maps[:, regions["mouth"]] = 1.0
+    maps[:, 0, 0] = -5.0  # negative evidence is not mass
+    out = region_shares(maps, regions)
+    assert out["raw"]["mouth"] == pytest.approx(1.0)
+    assert sum(out["raw"].values()) == pytest.approx(1.0)
+    assert out["per_area"]["mouth"] == pytest.approx(1 / regions["mouth"].mean())
+    with pytest.raises(ValueError, match="shape"):
+        region_shares(maps[0], regions)
+
+
+def test_regions_from_masks_do_not_overlap():
+    rng = np.random.default_rng(0)
+    masks = {k: rng.random((3, 48, 48)) < 0.3 for k in ("brows", "eyes", "nose", "mouth")}
+    regions = masks_to_regions(masks)
+    total = sum(r.astype(int) for r in regions.values())
+    np.testing.assert_array_equal(total, 1)
+
+
+def test_localisation_scores_a_perfect_and_a_wrong_map():
+    masks = np.zeros((2, 48, 48), dtype=bool)
+    masks[:, 30:36, 14:34] = True
+    perfect = masks.astype(float)
+    wrong = np.roll(perfect, 20, axis=1)
+    assert localisation(perfect, masks, tolerance=0) == {
+        "inside": 1.0, "pointing": 1.0, "area": pytest.approx(masks.mean())}
+    assert localisation(wrong, masks, tolerance=0)["inside"] == 0.0
+    assert localisation(wrong, masks, tolerance=0)["pointing"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def easy_model():
+    """A CNN above 90% on synthetic faces at half the default nuisance."""
+    from fer_sklearn import CNNClassifier
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    faces = make_synthetic_faces(3500, random_state=4, difficulty=0.5, return_masks=True)
+    clf = CNNClassifier(module__width=16, module__depth=3, max_epochs=8, lr=3e-3,
+                        lr_schedule="onecycle", random_state=0)
+    clf.fit(faces.data[:3000], faces.target[:3000])
+    return clf, faces
+
+
+def test_on_a_good_model_every_method_beats_random_and_the_best_localises(easy_model):
+    clf, faces = easy_model
+    test = np.arange(3000, 3500)
+    assert clf.score(faces.data[test], faces.target[test]) >= 0.9
+    pick = test[:70]
+    X, evidence = faces.data[pick], faces.masks["evidence"][pick]
+    pred = clf.predict(X)
+    scores = {}
+    for method in METHODS:
+        maps = attribute(clf, X, method, background=faces.data[:32])
+        _, auc = deletion_curve(clf, X, maps, pred)
+        scores[method] = (auc, localisation(maps, evidence)["inside"])
+        print(f"\n{method:22s} deletion AUC {auc:.3f}  inside {scores[method][1]:.3f}")
+    random_auc, random_inside = scores.pop("random")
+    for method, (auc, inside) in scores.items():
+        assert auc < random_auc and inside > random_inside, method
+    assert max(inside for _, inside in scores.values()) > 0.5
