@@ -23,6 +23,10 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates the file private (0600); give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with _ignore_missing():
@@ -45,8 +49,9 @@ def write_text(path, text):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as indented, key-sorted JSON atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Write ``obj`` as compact, key-sorted JSON atomically."""
+    write_text(path, json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                                default=_json_default) + "\n")
 
 
 def _json_default(obj):

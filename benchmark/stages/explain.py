@@ -36,10 +36,10 @@ def _sample(y, per_class, seed):
     return np.sort(np.asarray(idx))
 
 
-def _explain_model(est, X, y, background, regions, evidence, seed):
+def _explain_model(est, X, y, background, regions, evidence, seed, chosen):
     pred = est.predict(X)
     methods, maps_by = {}, {}
-    for method in METHODS:
+    for method in chosen:
         start = time.perf_counter()
         maps = attribute(est, X, method, target=pred, background=background, random_state=seed)
         seconds = time.perf_counter() - start
@@ -63,8 +63,10 @@ def _subset(regions, rows):
 def reference_method(models):
     """The method that localises best on average (ground truth known), else the
     one with the lowest mean deletion AUC; never the random baseline."""
+    shown = [m for m in _SHOWN if m in next(iter(models.values()))["methods"]]
+
     def mean(key):
-        return {m: np.mean([key(r["methods"][m]) for r in models.values()]) for m in _SHOWN}
+        return {m: np.mean([key(r["methods"][m]) for r in models.values()]) for m in shown}
 
     if all("localisation" in r["methods"]["random"] for r in models.values()):
         scores = mean(lambda q: q["localisation"]["inside"])
@@ -82,16 +84,17 @@ def _overlay(ax, face, heat):
 
 
 def _draw_grid(path, X, y, maps_by, model):
+    shown = [m for m in _SHOWN if m in maps_by]
     classes = class_order(y)
     first = [int(np.flatnonzero(y == c)[0]) for c in classes]
-    fig = _figure(0.9 * (len(_SHOWN) + 1) + 0.6, 0.9 * len(classes) + 0.4)
-    axes = fig.subplots(len(classes), len(_SHOWN) + 1, squeeze=False)
+    fig = _figure(0.7 * (len(shown) + 1) + 0.5, 0.7 * len(classes) + 0.4)
+    axes = fig.subplots(len(classes), len(shown) + 1, squeeze=False)
     for r, i in enumerate(first):
         axes[r, 0].imshow(X[i], cmap="gray", vmin=0, vmax=255)
         axes[r, 0].set_xticks([])
         axes[r, 0].set_yticks([])
         axes[r, 0].set_ylabel(classes[r], fontsize=7)
-        for k, method in enumerate(_SHOWN):
+        for k, method in enumerate(shown):
             _overlay(axes[r, k + 1], X[i], maps_by[method][i])
             if r == 0:
                 axes[r, k + 1].set_title(method.replace("integrated_gradients", "int. grad."),
@@ -104,7 +107,7 @@ def _draw_grid(path, X, y, maps_by, model):
 def _draw_means(path, X, y, maps, method):
     classes = class_order(y)
     models = list(maps)
-    fig = _figure(0.9 * len(classes) + 0.8, 0.9 * len(models) + 0.5)
+    fig = _figure(0.7 * len(classes) + 0.8, 0.7 * len(models) + 0.5)
     axes = fig.subplots(len(models), len(classes), squeeze=False)
     for r, model in enumerate(models):
         for k, c in enumerate(classes):
@@ -132,12 +135,13 @@ def explain_stage(ctx):
     else:
         regions, evidence = template_regions(X.shape[-1]), None
         region_source = "a fixed template for aligned crops"
+    chosen = [m for m in METHODS if m in config.explain_methods or m == "random"]
     models, all_maps = {}, {}
     for model in config.models:
-        log(f"explain {model}: {len(METHODS)} methods on {len(y)} test faces")
+        log(f"explain {model}: {len(chosen)} methods on {len(y)} test faces")
         est = ctx.store.get_model(f"model-{model}")
         models[model], all_maps[model] = _explain_model(est, X, y, background, regions,
-                                                        evidence, config.seed)
+                                                        evidence, config.seed, chosen)
     reference = reference_method(models)
     folder = Path(ctx.run_dir)
     figures = {f"explain_{m}": _draw_grid(folder / f"explain_{m}.png", X, y, maps, m)
@@ -158,12 +162,12 @@ def _pct(x):
     return "n/a" if x is None else f"{100 * x:.0f}"
 
 
-def _sentences(ex):
+def _sentences(ex, order):
     ref = ex["reference_method"]
     lines = []
     tops = {}
-    for model, rec in ex["models"].items():
-        shares = rec["methods"][ref]["regions"]["raw"]
+    for model in (m for m in order if m in ex["models"]):
+        shares = ex["models"][model]["methods"][ref]["regions"]["raw"]
         face = {k: v for k, v in shares.items() if k in ("brows", "eyes", "nose", "mouth")}
         top = max(face, key=face.get)
         tops[model] = top
@@ -173,8 +177,9 @@ def _sentences(ex):
         lines.append("- The models differ in where they look: "
                      + ", ".join(f"{m}: {t}" for m, t in tops.items()) + ".")
     if ex["ground_truth"]:
-        best = {m: max(_SHOWN, key=lambda k: r["methods"][k]["localisation"]["inside"])
-                for m, r in ex["models"].items()}
+        best = {m: max((k for k in _SHOWN if k in ex["models"][m]["methods"]),
+                       key=lambda k: ex["models"][m]["methods"][k]["localisation"]["inside"])
+                for m in order if m in ex["models"]}
         lines.append("- Best-localising method per model: "
                      + ", ".join(f"{m}: {k}" for m, k in best.items()) + ".")
     return lines
@@ -185,13 +190,13 @@ def _section(results):
     ex = results.get("stages", {}).get("explain")
     if not ex:
         return None
-    models = list(ex["models"])
+    models = [m for m in results["config"]["models"] if m in ex["models"]]
     text = ["## Explanations", "",
             f"{ex['n_faces']} test faces ({ex['per_class']} per class, seeded), each explained "
             "for the class the model predicts. Regions come from "
             f"{ex['region_source']}. Reference method for region tables: "
             f"**{ex['reference_method']}**.", ""]
-    text += _sentences(ex) + [""]
+    text += _sentences(ex, models) + [""]
     headers = ["method"]
     for m in models:
         headers += [f"{m} deletion AUC"]
@@ -199,7 +204,7 @@ def _section(results):
             headers += [f"{m} inside %", f"{m} pointing %"]
         headers += [f"{m} s"]
     rows = []
-    for method in METHODS:
+    for method in (k for k in METHODS if k in ex["models"][models[0]]["methods"]):
         row = [method]
         for m in models:
             q = ex["models"][m]["methods"][method]

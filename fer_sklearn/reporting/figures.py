@@ -17,10 +17,21 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    # Written beside the final name, then moved: a crash leaves no half PNG.
+    """Write ``fig`` as a small PNG (256-colour palette); returns the file name.
+
+    Written beside the final name, then moved: a crash leaves no half PNG.
+    """
+    import io
+
+    from PIL import Image
+
     path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    image = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
+    image.save(tmp, format="PNG", optimize=True)
     tmp.replace(path)
     return path.name
 
