@@ -81,10 +81,11 @@ def draw_fairness_figures(results, folder):
     """One bar chart per audited feature: accuracy per group and model, with
     95% CI whiskers; returns ``{key: file name}``."""
     stage = results["stages"]["fairness"]
+    order = [m for m in results["config"]["models"] if m in stage["models"]]
     out = {}
     for feature in stage["features"]:
         key = f"fairness_{_slug(feature)}"
-        out[key] = _group_bars(stage, feature, Path(folder) / f"{key}.png")
+        out[key] = _group_bars(stage, feature, Path(folder) / f"{key}.png", order)
     return out
 
 
@@ -92,8 +93,7 @@ def _slug(feature):
     return re.sub(r"[^A-Za-z0-9]+", "_", feature).strip("_").lower() or "feature"
 
 
-def _group_bars(stage, feature, path):
-    models = list(stage["models"])
+def _group_bars(stage, feature, path, models):
     first = stage["models"][models[0]]["features"][feature]
     groups = first["order"]
     fig = _figure(max(4.5, 0.55 * len(groups) * max(len(models), 2) + 1.2), 3.4)
