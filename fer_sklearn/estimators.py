@@ -306,8 +306,13 @@ class FERClassifier(NeuralNetClassifier):
         return iterator(dataset, **kwargs)
 
     # ------------------------------------------------------------- forward
-    def _model_input(self, x):
-        """uint8 or float batch on the device -> what the module takes."""
+    def _model_input(self, x, augment=True):
+        """uint8 or float batch on the device -> what the module takes.
+
+        Floats are used as given (so gradients can flow back to them); the
+        batch is resized and its channels repeated for fixed-input
+        architectures; training batches are augmented unless ``augment`` is False.
+        """
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         elif x.dtype != torch.float32:
@@ -319,7 +324,7 @@ class FERClassifier(NeuralNetClassifier):
                                   align_corners=False)
             if spec.in_chans is not None and x.shape[1] != spec.in_chans:
                 x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
-        if self.augment and self.module_.training:
+        if augment and self.augment and self.module_.training:
             x = augment_batch(x, **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
         if getattr(self, "channels_last_", False):
             x = x.contiguous(memory_format=torch.channels_last)

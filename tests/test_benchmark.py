@@ -200,3 +200,23 @@ def test_environment_names_versions_and_hardware():
     assert env["versions"]["torch"] != "not installed"
     assert env["device"] == "cpu" and "CPU" in env["hardware"]
     assert np.isfinite(len(env["hardware"]))
+
+
+def test_a_folder_dataset_has_no_sensitive_attributes_unless_given(tmp_path):
+    from PIL import Image
+
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    faces = make_synthetic_faces(70, random_state=0)
+    for i, (img, label) in enumerate(zip(faces.data, faces.target)):
+        folder = tmp_path / "faces" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    config = tmp_path / "c.toml"
+    config.write_text(TINY_TOML.replace('models = ["cnn", "resnet18"]', 'models = ["cnn"]'))
+    assert main(["run", "--config", str(config), "--dataset", f"folder:{tmp_path / 'faces'}",
+                 "--out", str(tmp_path / "runs"), "--name", "f"]) == 0
+    results = json.loads((tmp_path / "runs" / "f" / "results.json").read_text())
+    assert results["stages"]["data"]["attributes"] == {}
+    assert "fairness" not in results["stages"]
+    assert results["stages"]["data"]["n_test"] == 14

@@ -26,11 +26,6 @@ NO_TRAIN_SPLIT = (
 )
 TOO_SMALL = "{dataset} has only {n} images; the benchmark needs at least 20."
 
-# Frame columns that describe how an image was made, not who is in it.
-_NOT_GROUPS = {"split", "source", "true_label", "label_noised", "intensity", "blend_with",
-               "blend", "occluder", "path"}
-
-
 @dataclass
 class DataSplit:
     """The arrays every later stage uses."""
@@ -129,8 +124,10 @@ def load(config):
         train = _stratified_cap(train, y, config.max_train, config.seed)
         protocol += f"; training capped at {config.max_train} images (stratified)"
     frame = bunch.frame
-    attributes = [c for c in getattr(bunch, "attributes", None) or frame.columns
-                  if c not in _NOT_GROUPS]
+    # Sensitive attributes are those the dataset declares (the synthetic
+    # groups, or columns joined by --attributes); other frame columns describe
+    # files, not people.
+    attributes = list(bunch.get("attributes", []))
     masks = getattr(bunch, "masks", None)
     return DataSplit(
         X_train=bunch.data[train], y_train=y[train],

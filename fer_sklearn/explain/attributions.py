@@ -13,7 +13,6 @@ import contextlib
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._images import as_image_array
 from ..architectures import target_layer
@@ -40,19 +39,7 @@ class _PixelModel(nn.Module):
         self.net = estimator.module_
 
     def forward(self, x):
-        est = self.estimator
-        if est.module is None:
-            from ..architectures import get_spec
-
-            spec = get_spec(est.architecture)
-            if spec.input_size is not None and tuple(x.shape[-2:]) != (spec.input_size,) * 2:
-                x = F.interpolate(x, size=(spec.input_size,) * 2, mode="bilinear",
-                                  align_corners=False)
-            if spec.in_chans is not None and x.shape[1] != spec.in_chans:
-                x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
-        if getattr(est, "channels_last_", False):
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x).float()
+        return self.net(self.estimator._model_input(x, augment=False)).float()
 
 
 @contextlib.contextmanager
