@@ -11,6 +11,7 @@ from .attributes import attach_attributes
 from .fer2013_csv import load_fer2013_csv
 from .image_folder import load_image_folder
 from .labels_csv import load_labels_csv
+from .synthetic import make_synthetic_faces, plot_face_grid
 
 __all__ = [
     "EMOTIONS",
@@ -19,11 +20,6 @@ __all__ = [
     "load_fer2013_csv",
     "load_image_folder",
     "load_labels_csv",
+    "make_synthetic_faces",
+    "plot_face_grid",
 ]
-
-try:  # the synthetic benchmark
-    from .synthetic import make_synthetic_faces, plot_face_grid  # noqa: F401
-
-    __all__ += ["make_synthetic_faces", "plot_face_grid"]
-except ImportError:  # pragma: no cover - while the generator is absent
-    pass
