@@ -4,7 +4,15 @@ Compare architectures on accuracy, subgroup bias and explanations. The public
 API is what ``__all__`` lists; see the README for a tour.
 """
 
-from . import architectures, datasets, explain, fairness, preprocessing, reporting, stats
+from . import (
+    architectures,
+    datasets,
+    explain,
+    fairness,
+    preprocessing,
+    reporting,
+    stats,
+)
 from .architectures import create, list_architectures, register
 from .datasets import (
     EMOTIONS,
@@ -14,7 +22,12 @@ from .datasets import (
     load_labels_csv,
     make_synthetic_faces,
 )
-from .estimators import CNNClassifier, DenseNetClassifier, FERClassifier, ResNetClassifier
+from .estimators import (
+    CNNClassifier,
+    DenseNetClassifier,
+    FERClassifier,
+    ResNetClassifier,
+)
 from .explain import attribute
 from .fairness import audit_fairness
 

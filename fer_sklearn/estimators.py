@@ -10,19 +10,32 @@ import contextlib
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import Checkpoint, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
-from skorch.dataset import ValidSplit, unpack_data
-from skorch.utils import to_tensor
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_feature_names, check_is_fitted, column_or_1d
+from skorch import NeuralNetClassifier
+from skorch.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+)
+from skorch.dataset import ValidSplit, unpack_data
+from skorch.utils import to_tensor
 from torch import nn
 from torch.nn import functional as F
 
 from ._images import TOO_FEW_SAMPLES, as_image_array
-from ._torch_utils import bf16_supported, channels_last_safe, resolve_device, resolve_precision, seed_from, seeded
+from ._torch_utils import (
+    bf16_supported,
+    channels_last_safe,
+    resolve_device,
+    resolve_precision,
+    seed_from,
+    seeded,
+)
 from ._training import BatchIterator, BatchLRSchedule, ValidAccuracy, augment_batch
 from .architectures import create, get_spec
 

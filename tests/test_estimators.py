@@ -10,7 +10,12 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from fer_sklearn import CNNClassifier, DenseNetClassifier, FERClassifier, ResNetClassifier
+from fer_sklearn import (
+    CNNClassifier,
+    DenseNetClassifier,
+    FERClassifier,
+    ResNetClassifier,
+)
 from fer_sklearn._torch_utils import NO_CUDA
 from fer_sklearn.preprocessing import PixelScaler
 

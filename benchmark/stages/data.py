@@ -15,7 +15,6 @@ from fer_sklearn.datasets import (
     load_labels_csv,
     make_synthetic_faces,
 )
-
 from fer_sklearn.datasets._labels import present_target_names
 
 from . import register_stage

@@ -2,9 +2,8 @@
 
 import math
 import warnings
-from pathlib import Path
-
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
