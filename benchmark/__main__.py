@@ -33,7 +33,12 @@ def build_parser():
     run.add_argument("--out", help="folder of run folders (default: reports)")
     run.add_argument("--name", help="run folder name (default: <dataset>-<profile>)")
     run.add_argument("--seed", type=int, help="seed of split, folds, models, bootstrap (default 0)")
-    run.add_argument("--n-jobs", dest="n_jobs", type=int, help="parallel fits in the search")
+    run.add_argument("--n-jobs", dest="n_jobs", type=int,
+                     help="parallel fits in the search on the loky backend (default 1)")
+    run.add_argument("--backend", help="loky (default: local processes) or dask")
+    run.add_argument("--scheduler",
+                     help="Dask scheduler address, tcp://HOST:8786 (default with --backend "
+                          "dask: a local cluster, one single-threaded worker per core)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run of the same configuration")
 

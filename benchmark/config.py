@@ -150,7 +150,13 @@ class Config:
     seed : int
         Seeds the split, the folds, every model and the bootstrap.
     n_jobs : int
-        Parallel fits in the search (joblib, loky backend).
+        Parallel fits in the search on the ``loky`` backend (1: in this process).
+    backend : {"loky", "dask"}
+        Where the search's fits run: local processes (loky), or a Dask
+        cluster through joblib's ``dask`` backend.
+    scheduler : str or None
+        Address of a running Dask scheduler (``tcp://HOST:8786``); None with
+        ``backend="dask"`` starts a local cluster of one worker per core.
     cv : int
         Folds of the stratified K-fold search.
     test_size : float
@@ -196,6 +202,8 @@ class Config:
     name: str = None
     seed: int = 0
     n_jobs: int = 1
+    backend: str = "loky"
+    scheduler: str = None
     cv: int = 2
     test_size: float = 0.2
     max_train: int = None
@@ -324,6 +332,13 @@ def _validate(values):
             problems.append(UNKNOWN_VALUE.format(what="explain method", value=method,
                                                  hint=_did_you_mean(method, _EXPLAIN_METHODS),
                                                  valid=", ".join(_EXPLAIN_METHODS)))
+    if values.get("backend") not in ("loky", "dask"):
+        problems.append(UNKNOWN_VALUE.format(what="backend", value=values.get("backend"),
+                                             hint=_did_you_mean(values.get("backend"),
+                                                                ("loky", "dask")),
+                                             valid="loky, dask"))
+    elif values.get("scheduler") and values["backend"] != "dask":
+        problems.append(f"scheduler {values['scheduler']!r} only applies with backend 'dask'.")
     test_size = values.get("test_size")
     if not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
         problems.append(BAD_VALUE.format(key="test_size", expected="a number in (0, 1)",

@@ -1,5 +1,6 @@
 """Stage ``search``: grid search with stratified K-fold per model, refit on all training data."""
 
+import contextlib
 import importlib
 import time
 
@@ -9,6 +10,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from fer_sklearn import FERClassifier
 
 from ..config import _did_you_mean
+from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
 from . import register_stage
 from .data import _stratified_cap
@@ -74,9 +76,10 @@ def search_one(config, model, X, y):
         n_cand = int(np.prod([len(v) for v in grid.values()]))
         log(f"search {model}: {n_cand} candidate(s) x {config.cv} folds on {len(y)} images, "
             f"then a refit on all of them")
-        search = GridSearchCV(est, grid, cv=folds, scoring="accuracy", refit=True,
-                              n_jobs=config.n_jobs, error_score="raise")
-        search.fit(X, y)
+        with fits_on(config, X, y) as n_jobs:
+            search = GridSearchCV(est, grid, cv=folds, scoring="accuracy", refit=True,
+                                  n_jobs=n_jobs, error_score="raise")
+            search.fit(X, y)
         res = search.cv_results_
         record.update(
             cv={
@@ -102,16 +105,19 @@ def search_one(config, model, X, y):
 def search_stage(ctx):
     config, d = ctx.config, ctx.data
     out = {}
-    for model in config.models:
-        key = f"search-{model}"
-        if ctx.store.has(key) and ctx.store.has(f"model-{model}", "joblib"):
-            log(f"search {model}: finished in an earlier run, reused")
+    todo = [m for m in config.models
+            if not (ctx.store.has(f"search-{m}") and ctx.store.has(f"model-{m}", "joblib"))]
+    with cluster_for(config) if todo else contextlib.nullcontext():
+        for model in config.models:
+            key = f"search-{model}"
+            if model not in todo:
+                log(f"search {model}: finished in an earlier run, reused")
+                out[model] = ctx.store.get_json(key)
+                continue
+            idx = _stratified_cap(np.arange(len(d.y_train)), d.y_train,
+                                  config.recipe(model)["max_train"], config.seed)
+            est, record = search_one(config, model, d.X_train[idx], d.y_train[idx])
+            ctx.store.put_model(f"model-{model}", est)
+            ctx.store.put_json(key, record)
             out[model] = ctx.store.get_json(key)
-            continue
-        idx = _stratified_cap(np.arange(len(d.y_train)), d.y_train,
-                              config.recipe(model)["max_train"], config.seed)
-        est, record = search_one(config, model, d.X_train[idx], d.y_train[idx])
-        ctx.store.put_model(f"model-{model}", est)
-        ctx.store.put_json(key, record)
-        out[model] = ctx.store.get_json(key)
     return out

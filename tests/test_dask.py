@@ -1,0 +1,77 @@
+"""The search stage on a Dask cluster gives what it gives in one process."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.config import resolve_config
+from benchmark.parallel import MISSING_DASK, cluster_for
+from benchmark.stages.search import search_one
+from fer_sklearn.datasets import make_synthetic_faces
+
+TOML = """
+models = ["cnn"]
+[recipes.cnn.params]
+max_epochs = 2
+module__width = 4
+module__depth = 2
+batch_size = 32
+[recipes.cnn.grid]
+module__dropout = [0.0, 0.5]
+lr = [0.001, 0.01]
+"""
+
+
+def _config(tmp_path, **flags):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML)
+    return resolve_config(path, **flags)
+
+
+def _search(config, X, y):
+    _, record = search_one(config, "cnn", X, y)
+    cv = record["cv"]
+    return cv["params"], cv["splits"], record["best_params"]
+
+
+def test_dask_backend_gives_the_sequential_results_and_uses_the_workers(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    X, y = make_synthetic_faces(120, random_state=0, return_X_y=True)
+    # Dask workers run one thread each; float sums (and so, rarely, a
+    # prediction) depend on the thread count, so compare at one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sequential = _search(_config(tmp_path), X, y)
+    finally:
+        torch.set_num_threads(threads)
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        config = _config(tmp_path, backend="dask", scheduler=cluster.scheduler_address)
+        with cluster_for(config) as client, distributed.get_task_stream(client) as stream:
+            on_dask = _search(config, X, y)
+        workers = {t["worker"] for t in stream.data}
+    assert on_dask == sequential
+    # the 4 grid points x 2 folds ran as tasks on the cluster, on both workers
+    assert len(stream.data) >= 1 and len(workers) == 2
+
+
+def test_missing_dask_names_the_extra(tmp_path, monkeypatch):
+    for name in ("distributed", "dask"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    config = _config(tmp_path, backend="dask")
+    with pytest.raises(ValueError, match=r"pip install 'fer-sklearn\[dask\]'"):
+        with cluster_for(config):
+            pass
+    assert "fer-sklearn[dask]" in MISSING_DASK
+
+
+def test_backend_and_scheduler_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="Did you mean 'dask'"):
+        _config(tmp_path, backend="dusk")
+    with pytest.raises(ValueError, match="only applies with backend 'dask'"):
+        _config(tmp_path, scheduler="tcp://127.0.0.1:8786")
+    assert np.isfinite(_config(tmp_path, backend="dask").n_jobs)
