@@ -414,8 +414,9 @@ def _mitigation_text(mit):
     kind = "attribute" if len(mit["columns"]) == 1 else "intersection"
     text += [f"**{mit['model']}** (best test accuracy) was retrained on a group-balanced "
              f"resample of its training images by `{mit['feature']}`, the {kind} with the "
-             f"largest {'significant ' if mit['significant_before'] else ''}accuracy gap{note}. Method: {mit['method']}. {mit['n_train_after']} "
-             f"images (before: {mit['n_train_before']}), fit in {mit['fit_time_s']:.0f} s.", ""]
+             f"largest {'significant ' if mit['significant_before'] else ''}accuracy "
+             f"gap{note}. Method: {mit['method']}. {mit['n_train_after']} images "
+             f"(before: {mit['n_train_before']}), fit in {mit['fit_time_s']:.0f} s.", ""]
     rows = []
     for name, s in (("before", b), ("after", a)):
         w = s["worst_group"]
