@@ -16,12 +16,21 @@ from .data import class_order
 _PREDICT_BATCH = 512
 
 
-def predict_proba(est, X, tta=False):
-    """Probabilities, averaged with the mirrored faces when ``tta``."""
+def predict_proba(est, X, tta=False, classes=None):
+    """Probabilities, averaged with the mirrored faces when ``tta``.
+
+    With ``classes``, columns follow that order (zeros for a class the model
+    never saw, e.g. a rare class missing from a capped training set).
+    """
     proba = est.predict_proba(X)
     if tta:
         proba = (proba + est.predict_proba(np.ascontiguousarray(X[..., ::-1]))) / 2
-    return proba
+    if classes is None:
+        return proba
+    out = np.zeros((len(proba), len(classes)))
+    for j, c in enumerate(est.classes_):
+        out[:, list(classes).index(c)] = proba[:, j]
+    return out
 
 
 # Metrics on integer-coded labels, cheap enough to bootstrap.
@@ -94,11 +103,7 @@ def evaluate_stage(ctx):
             continue
         log(f"evaluate {model} on {len(d.y_test)} test images")
         est = ctx.store.get_model(f"model-{model}")
-        proba_model = predict_proba(est, d.X_test, tta=config.tta)
-        # Columns in the run's class order (a model may have missed a rare class).
-        proba = np.zeros((len(d.y_test), len(classes)))
-        for j, c in enumerate(est.classes_):
-            proba[:, classes.index(c)] = proba_model[:, j]
+        proba = predict_proba(est, d.X_test, tta=config.tta, classes=classes)
         metrics, per_class, cm = score(d.y_test, proba, classes, config.n_boot, config.seed)
         y_pred = np.asarray(classes)[proba.argmax(1)]
         search = ctx.results["search"][model]

@@ -65,14 +65,6 @@ def _features(config, attributes):
     return chosen, excluded
 
 
-def _proba_in(est, X, classes, tta):
-    proba_model = predict_proba(est, X, tta=tta)
-    proba = np.zeros((len(X), len(classes)))
-    for j, c in enumerate(est.classes_):
-        proba[:, classes.index(c)] = proba_model[:, j]
-    return proba
-
-
 def _applies(ctx):
     return bool(ctx.data.attributes)
 
@@ -223,7 +215,7 @@ def _mitigation(ctx, record, classes, common):
     start = time.perf_counter()
     est.fit(d.X_train[pick], d.y_train[pick])
     fit_time = time.perf_counter() - start
-    proba = _proba_in(est, d.X_test, classes, config.tta)
+    proba = predict_proba(est, d.X_test, tta=config.tta, classes=classes)
     y_after = np.asarray(classes)[proba.argmax(1)]
     y_before = ctx.store.get_arrays(f"pred-{best}")["y_pred"]
     options = {**common, "intersections": [columns] if len(columns) > 1 else ()}
