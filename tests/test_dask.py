@@ -1,5 +1,6 @@
 """The search stage on a Dask cluster gives what it gives in one process."""
 
+import os
 import sys
 
 import numpy as np
@@ -36,7 +37,7 @@ def _search(config, X, y):
     return cv["params"], cv["splits"], record["best_params"]
 
 
-def test_dask_backend_gives_the_sequential_results_and_uses_the_workers(tmp_path):
+def test_dask_and_loky_give_the_sequential_results_and_dask_uses_the_workers(tmp_path):
     distributed = pytest.importorskip("distributed")
     X, y = make_synthetic_faces(120, random_state=0, return_X_y=True)
     # Dask workers run one thread each; float sums (and so, rarely, a
@@ -55,6 +56,9 @@ def test_dask_backend_gives_the_sequential_results_and_uses_the_workers(tmp_path
             on_dask = _search(config, X, y)
         workers = {t["worker"] for t in stream.data}
     assert on_dask == sequential
+    # loky workers are single-threaded too when there is one per core
+    # (joblib gives each cpu_count // n_jobs threads)
+    assert _search(_config(tmp_path, n_jobs=os.cpu_count()), X, y) == sequential
     # the 4 grid points x 2 folds ran as tasks on the cluster, on both workers
     assert len(stream.data) >= 1 and len(workers) == 2
 
