@@ -577,7 +577,7 @@ def test_section_names_predicted_attributes_and_unaudited_ones():
 # Acceptance on the synthetic benchmark (trains small CNNs: slow)
 # --------------------------------------------------------------------------- #
 def _train_and_audit(bias):
-    from fer_sklearn import CNNClassifier, ResNetClassifier
+    from fer_sklearn import CNNClassifier, DenseNetClassifier, ResNetClassifier
     from fer_sklearn.datasets import make_synthetic_faces
 
     faces = make_synthetic_faces(3000, random_state=0, bias=bias)
@@ -588,6 +588,9 @@ def _train_and_audit(bias):
                              lr_schedule="onecycle", random_state=0),
         "resnet18": ResNetClassifier(module__width=16, module__stem_stride=2, max_epochs=8,
                                      lr=3e-3, lr_schedule="onecycle", random_state=0),
+        "densenet_bc": DenseNetClassifier(module__growth_rate=8, module__block_config=(3, 6, 6),
+                                          module__stem_stride=2, max_epochs=8, lr=3e-3,
+                                          lr_schedule="onecycle", random_state=0),
     }
     audits = {}
     for name, est in models.items():
