@@ -103,7 +103,6 @@ def seeded(seed, device):
         yield
 
 
-
 def channels_last_safe(module, device):
     """Whether ``module`` may train in channels-last layout on ``device``.
 
