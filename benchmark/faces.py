@@ -4,6 +4,7 @@ import os
 import time
 
 from fer_sklearn.datasets import make_synthetic_faces, plot_face_grid
+from fer_sklearn.reporting.figures import _save
 
 from .progress import log
 
@@ -30,18 +31,6 @@ def faces_per_second(n=20000, seed=0, return_masks=False):
             os.sched_setaffinity(0, old)
 
 
-def _save_gray(fig, path):
-    # The faces are grayscale: an 8-bit gray PNG is a third of the RGBA size.
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
-    buf.seek(0)
-    Image.open(buf).convert("L").save(path, optimize=True)
-
-
 def run(n=20000, grid=None, seed=0):
     """Print generation speed (with and without masks); draw a grid if asked."""
     plain = faces_per_second(n, seed)
@@ -53,6 +42,6 @@ def run(n=20000, grid=None, seed=0):
         fig = plot_face_grid(faces.data, faces.target, n_per_class=8, random_state=seed,
                              title="Synthetic faces (make_synthetic_faces, seed "
                                    f"{seed}), 8 per class")
-        _save_gray(fig, grid)
+        _save(fig, grid, gray=True, dpi=72)
         log(f"faces: grid written to {grid}")
     return plain, masked

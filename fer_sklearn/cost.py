@@ -20,19 +20,11 @@ def flops_per_image(estimator):
     for 224x224. A multiply-add counts as two FLOPs.
     """
     shape = (1,) + tuple(estimator.input_shape_)
-    with estimator._resolved_device() as device:
-        x = torch.zeros(shape, dtype=torch.uint8, device=device)
-        module = estimator.module_
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.inference_mode():
-                x = estimator._model_input(x)
-                counter = FlopCounterMode(display=False)
-                with counter:
-                    module(x)
-        finally:
-            module.train(was_training)
+    with estimator._evaluating() as device, torch.inference_mode():
+        x = estimator._model_input(torch.zeros(shape, dtype=torch.uint8, device=device))
+        counter = FlopCounterMode(display=False)
+        with counter:
+            estimator.module_(x)
     return int(counter.get_total_flops())
 
 

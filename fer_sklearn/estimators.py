@@ -199,6 +199,19 @@ class FERClassifier(NeuralNetClassifier):
         finally:
             self.__dict__["device"] = requested
 
+    @contextlib.contextmanager
+    def _evaluating(self):
+        """The module in eval mode on the resolved device (yielded); its
+        train/eval state is restored afterwards."""
+        module = self.module_
+        was_training = module.training
+        with self._resolved_device() as device:
+            module.eval()
+            try:
+                yield device
+            finally:
+                module.train(was_training)
+
     def __setstate__(self, state):
         requested = state.get("device")
         if str(requested) == "auto":

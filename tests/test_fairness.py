@@ -40,6 +40,7 @@ from fer_sklearn.fairness import (
     sensitive_groups,
     significant_gaps,
 )
+from fer_sklearn.reporting.markdown import ci
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -507,7 +508,7 @@ def test_stage_audits_every_model_and_renders_a_section(fairness_run, monkeypatc
     assert "predicted by a model" not in report  # synthetic groups are ground truth
     cnn_tone = stage["models"]["cnn"]["features"]["tone"]
     for g in cnn_tone["order"]:
-        shown = fairness_stage._fmt(cnn_tone["groups"][g]["metrics"]["accuracy"])
+        shown = ci(cnn_tone["groups"][g]["metrics"]["accuracy"])
         assert f"| `{g}` " in report and shown in report
     (run_dir / "report.md").unlink()
     assert main(["report", str(run_dir)]) == 0

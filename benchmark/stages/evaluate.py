@@ -84,11 +84,6 @@ def score(y_true, proba, classes, n_boot, seed):
     return metrics, per_class, cm.tolist()
 
 
-def _model_classes(est, classes):
-    missing = sorted(set(classes) - set(est.classes_.tolist()))
-    return missing
-
-
 @register_stage("evaluate", order=30, description="test metrics, CIs, McNemar, cost")
 def evaluate_stage(ctx):
     config, d = ctx.config, ctx.data
@@ -117,7 +112,7 @@ def evaluate_stage(ctx):
                 "parameters": count_parameters(est),
                 "flops_per_image": flops_per_image(est),
             },
-            "classes_unseen_in_training": _model_classes(est, classes),
+            "classes_unseen_in_training": sorted(set(classes) - set(est.classes_.tolist())),
         }
         ctx.store.put_arrays(f"pred-{model}", y_pred=y_pred.astype(str), proba=proba)
         ctx.store.put_json(key, record)

@@ -17,6 +17,7 @@ from fer_sklearn.explain import (
 )
 from fer_sklearn.reporting import register_section, table
 from fer_sklearn.reporting.figures import _figure, _save
+from fer_sklearn.reporting.markdown import pct
 
 from ..progress import log
 from . import register_stage
@@ -158,10 +159,6 @@ def explain_stage(ctx):
 # --------------------------------------------------------------------------- #
 # Report section
 # --------------------------------------------------------------------------- #
-def _pct(x):
-    return "n/a" if x is None else f"{100 * x:.0f}"
-
-
 def _sentences(ex, order):
     ref = ex["reference_method"]
     lines = []
@@ -172,7 +169,7 @@ def _sentences(ex, order):
         top = max(face, key=face.get)
         tops[model] = top
         lines.append(f"- **{model}** puts most of its {ref} attribution among the facial "
-                     f"features on the **{top}** ({_pct(face[top])}% of positive mass).")
+                     f"features on the **{top}** ({pct(face[top], 0)}% of positive mass).")
     if len(set(tops.values())) > 1:
         lines.append("- The models differ in where they look: "
                      + ", ".join(f"{m}: {t}" for m, t in tops.items()) + ".")
@@ -210,7 +207,7 @@ def _section(results):
             q = ex["models"][m]["methods"][method]
             row.append(f"{q['deletion_auc']:.3f}")
             if ex["ground_truth"]:
-                row += [_pct(q["localisation"]["inside"]), _pct(q["localisation"]["pointing"])]
+                row += [pct(q["localisation"]["inside"], 0), pct(q["localisation"]["pointing"], 0)]
             row.append(f"{q['seconds']:.1f}")
         rows.append(row)
     text += ["### Explanation quality", "",
@@ -220,7 +217,7 @@ def _section(results):
              + (" Inside: share of positive attribution on the pixels that carry the "
                 "expression (grown by 2 px); pointing: share of faces whose top pixel is "
                 "there. A random map scores the regions' area share "
-                f"({_pct(ex['models'][models[0]]['methods']['random']['localisation']['area'])}%)."
+                f"({pct(ex['models'][models[0]]['methods']['random']['localisation']['area'], 0)}%)."
                 if ex["ground_truth"] else ""), "",
              table(rows, headers), ""]
     ref = ex["reference_method"]
@@ -232,7 +229,7 @@ def _section(results):
         rows = []
         for c in ex["classes"]:
             raw, per_area = by_class[c]["raw"], by_class[c]["per_area"]
-            rows.append([c] + [f"{_pct(raw[r])} ({per_area[r]:.1f}x)" for r in shown])
+            rows.append([c] + [f"{pct(raw[r], 0)} ({per_area[r]:.1f}x)" for r in shown])
         text += [f"### Region importance: {m}", "",
                  f"Share of positive {ref} attribution per region, % (in brackets: share "
                  "divided by the region's area share; > 1x means concentrated there).", "",

@@ -26,7 +26,7 @@ from fer_sklearn.fairness import (
     sensitive_groups,
 )
 from fer_sklearn.reporting.figures import _figure, _save
-from fer_sklearn.reporting.markdown import register_section, table
+from fer_sklearn.reporting.markdown import ci, pct, register_section, table
 from fer_sklearn.stats import mcnemar
 
 from ..progress import FitProgress, log
@@ -248,23 +248,6 @@ def _summary(f):
 # --------------------------------------------------------------------------- #
 # Report section (a function of the results alone)
 # --------------------------------------------------------------------------- #
-def _fmt(rec, scale=100.0, digits=1, bold_if_significant=False):
-    """``value [low, high]``; "n/a" where undefined."""
-    if not rec or rec.get("value") is None:
-        return "n/a"
-    f = f"{{:.{digits}f}}"
-    text = f.format(scale * rec["value"])
-    if rec.get("low") is not None:
-        text += f" [{f.format(scale * rec['low'])}, {f.format(scale * rec['high'])}]"
-    if bold_if_significant and rec.get("significant"):
-        text = f"**{text}**"
-    return text
-
-
-def _pct(x):
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
 def _status(rec, min_size):
     return {"ok": "", "too small": f"too small (n < {min_size})",
             "unknown": "missing value: not judged",
@@ -278,7 +261,7 @@ def _group_rows(f, min_size, with_train):
         m = rec["metrics"]
         vs = rec["vs_rest"].get("accuracy")
         if vs:
-            vs_text = _fmt(vs)
+            vs_text = ci(vs)
             if vs["worse"]:
                 vs_text += " **worse**"
             elif vs["significant"]:
@@ -289,10 +272,10 @@ def _group_rows(f, min_size, with_train):
         if with_train:
             shares = [v for v in (rec.get("train_share_by_class") or {}).values()
                       if v is not None]
-            row += [_pct(rec.get("train_share")),
-                    f"{_pct(min(shares))}-{_pct(max(shares))}" if shares else "n/a"]
-        row += [_fmt(m.get("accuracy")), _fmt(m.get("balanced_accuracy")),
-                _fmt(m.get("macro_f1")), vs_text]
+            row += [pct(rec.get("train_share")),
+                    f"{pct(min(shares))}-{pct(max(shares))}" if shares else "n/a"]
+        row += [ci(m.get("accuracy")), ci(m.get("balanced_accuracy")),
+                ci(m.get("macro_f1")), vs_text]
         rows.append(row)
     return rows
 
@@ -306,17 +289,17 @@ def _gap_rows(f):
         scale, digits = (1.0, 3) if metric == "log_loss" else (100.0, 1)
         d, r = gap["difference"], gap["ratio"]
         between = d["between_groups"]
-        rows.append([_NAMES[metric], _fmt(between, scale, digits, True),
+        rows.append([_NAMES[metric], ci(between, scale, digits, True),
                      " vs ".join(f"`{g}`" for g in between["groups"]),
-                     _fmt(d["to_overall"], scale, digits, True),
-                     _fmt(r["between_groups"], 1.0, 2, True),
-                     _fmt(r["to_overall"], 1.0, 2, True)])
+                     ci(d["to_overall"], scale, digits, True),
+                     ci(r["between_groups"], 1.0, 2, True),
+                     ci(r["to_overall"], 1.0, 2, True)])
     for measure, rec in f.get("one_vs_rest", {}).items():
         top = rec.get("max")
         if not top:
             continue
         rows.append([f"{_NAMES[measure]} (max over classes: `{top['class']}`)",
-                     _fmt(top, 100.0, 1, True),
+                     ci(top, 100.0, 1, True),
                      " vs ".join(f"`{g}`" for g in top["groups"]), "-", "-", "-"])
     return rows
 
@@ -339,7 +322,7 @@ def _model_sentence(model, f):
         return (f"**{model}**: no significant gap. The largest, {_NAMES[metric]} "
                 f"`{hi}` vs `{lo}`, is {100 * d['value']:.1f} pp ({ci_text}, which includes 0).")
     text = (f"**{model}**: {_NAMES[metric]} is {100 * d['value']:.1f} pp lower for `{lo}` "
-            f"({_pct(values[lo])}%) than for `{hi}` ({_pct(values[hi])}%); {ci_text}.")
+            f"({pct(values[lo])}%) than for `{hi}` ({pct(values[hi])}%); {ci_text}.")
     vs = f["groups"][lo]["vs_rest"].get(metric)
     if vs and vs["worse"]:
         text += (f" `{lo}` is also significantly below the rest of the test set "
@@ -358,9 +341,9 @@ def _representation_sentence(group, rec, equal_share):
     shares = [v for v in (rec.get("train_share_by_class") or {}).values() if v is not None]
     if rec.get("train_share") is None or equal_share is None:
         return None
-    spread = f", per class {_pct(min(shares))}-{_pct(max(shares))}%" if shares else ""
-    numbers = (f"{_pct(rec['train_share'])}% of the training images{spread}; an equal share "
-               f"would be {_pct(equal_share)}%")
+    spread = f", per class {pct(min(shares))}-{pct(max(shares))}%" if shares else ""
+    numbers = (f"{pct(rec['train_share'])}% of the training images{spread}; an equal share "
+               f"would be {pct(equal_share)}%")
     if rec["train_share"] < 0.75 * equal_share:
         return (f"`{group}` is under-represented in training ({numbers}): more (or "
                 "up-weighted) training images of this group are a first remedy.")
@@ -412,14 +395,14 @@ def _mitigation_text(mit):
     rows = []
     for name, s in (("before", b), ("after", a)):
         w = s["worst_group"]
-        rows.append([name, _fmt(s["accuracy"]), _fmt(s["gap"], bold_if_significant=True),
+        rows.append([name, ci(s["accuracy"]), ci(s["gap"], bold_if_significant=True),
                      " vs ".join(f"`{g}`" for g in s["gap"]["groups"]),
-                     f"`{w['group']}` {_fmt(w)}"])
+                     f"`{w['group']}` {ci(w)}"])
     text += [table(rows, ["", "test accuracy % [95% CI]", "accuracy gap, pp [sim. 95% CI]",
                           "groups", "worst group: accuracy % [95% CI]"]), ""]
-    rows = [[f"`{g}`", _pct(b["groups"][g]["train_share"]),
-             _pct(a["groups"].get(g, {}).get("train_share")),
-             _fmt(b["groups"][g]["accuracy"]), _fmt(a["groups"].get(g, {}).get("accuracy"))]
+    rows = [[f"`{g}`", pct(b["groups"][g]["train_share"]),
+             pct(a["groups"].get(g, {}).get("train_share")),
+             ci(b["groups"][g]["accuracy"]), ci(a["groups"].get(g, {}).get("accuracy"))]
             for g in b["groups"]]
     text += [table(rows, ["group", "train share % before", "after", "accuracy % before",
                           "after"]), ""]

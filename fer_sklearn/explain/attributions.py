@@ -44,15 +44,9 @@ class _PixelModel(nn.Module):
 
 @contextlib.contextmanager
 def _eval_mode(estimator):
-    """The network in eval mode on the estimator's device; restored afterwards."""
-    module = estimator.module_
-    was_training = module.training
-    with estimator._resolved_device() as device:
-        module.eval()
-        try:
-            yield _PixelModel(estimator), device
-        finally:
-            module.train(was_training)
+    """The network as a pixel function, in eval mode on the estimator's device."""
+    with estimator._evaluating() as device:
+        yield _PixelModel(estimator), device
 
 
 def _pixels(estimator, X, device):

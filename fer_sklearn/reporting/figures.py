@@ -16,8 +16,9 @@ def _figure(width, height):
     return fig
 
 
-def _save(fig, path):
-    """Write ``fig`` as a small PNG (256-colour palette); returns the file name.
+def _save(fig, path, gray=False, dpi=None):
+    """Write ``fig`` as a small PNG (256-colour palette, or 8-bit gray for
+    grayscale figures); returns the file name.
 
     Written beside the final name, then moved: a crash leaves no half PNG.
     """
@@ -27,9 +28,11 @@ def _save(fig, path):
 
     path = Path(path)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", dpi=dpi)
     buf.seek(0)
-    image = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    image = Image.open(buf)
+    image = image.convert("L") if gray else image.convert("RGB").quantize(
+        colors=256, method=Image.Quantize.MEDIANCUT)
     tmp = path.with_name(f".{path.name}.tmp")
     image.save(tmp, format="PNG", optimize=True)
     tmp.replace(path)

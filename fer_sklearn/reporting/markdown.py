@@ -31,17 +31,23 @@ def table(rows, headers):
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def pct(x):
-    return "n/a" if x is None else f"{100 * x:.1f}"
+def pct(x, digits=1):
+    """A share as a percentage; "n/a" where undefined."""
+    return "n/a" if x is None else f"{100 * x:.{digits}f}"
 
 
-def ci(m, scale=100.0, digits=1):
-    """``value [low, high]`` of a bootstrap record."""
-    if m is None:
+def ci(m, scale=100.0, digits=1, bold_if_significant=False):
+    """``value [low, high]`` of a bootstrap record ("n/a" where undefined; the
+    interval is left out when the record has none)."""
+    if not m or m.get("value") is None:
         return "n/a"
     f = f"{{:.{digits}f}}"
-    return (f"{f.format(scale * m['value'])} [{f.format(scale * m['low'])}, "
-            f"{f.format(scale * m['high'])}]")
+    text = f.format(scale * m["value"])
+    if m.get("low") is not None:
+        text += f" [{f.format(scale * m['low'])}, {f.format(scale * m['high'])}]"
+    if bold_if_significant and m.get("significant"):
+        text = f"**{text}**"
+    return text
 
 
 def pvalue(p):
