@@ -27,7 +27,7 @@ def build_parser():
     run.add_argument("--attributes", help="CSV of sensitive attributes joined on the image path")
     run.add_argument("--models", type=_models,
                      help="comma-separated registry names (see `list`), e.g. cnn,resnet18")
-    run.add_argument("--profile", help="quick (default), full or seed; see `list`")
+    run.add_argument("--profile", help="quick (default), full, fer2013-cpu or seed; see `list`")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     run.add_argument("--config", dest="config_file", help="TOML file of config keys")
     run.add_argument("--out", help="folder of run folders (default: reports)")
@@ -39,6 +39,9 @@ def build_parser():
     run.add_argument("--scheduler",
                      help="Dask scheduler address, tcp://HOST:8786 (default with --backend "
                           "dask: a local cluster, one single-threaded worker per core)")
+    run.add_argument("--save-models", dest="save_models", action="store_true", default=None,
+                     help="also save the fitted models in RUN_DIR/models/ (joblib and "
+                          "skorch save_params), for `evaluate`")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run of the same configuration")
 

@@ -43,7 +43,7 @@ def cmd_list(args):
         print(f"  {kind}" + ("" if kind == "synthetic" else ":PATH"))
     print("\nProfiles (--profile):")
     for name, description in describe_profiles():
-        print(f"  {name:<8} {description}")
+        print(f"  {name:<12} {description}")
     return 0
 
 

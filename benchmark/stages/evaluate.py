@@ -16,15 +16,39 @@ from .data import class_order
 _PREDICT_BATCH = 512
 
 
-def predict_proba(est, X, tta=False, classes=None):
-    """Probabilities, averaged with the mirrored faces when ``tta``.
+def _views(X, tta):
+    """The test-time views of ``X`` (last two axes are height and width)."""
+    if tta in (None, False, "none"):
+        return [X]
+    flips = [X, np.ascontiguousarray(X[..., ::-1])]
+    if tta in (True, "flip"):
+        return flips
+    # crops: the face and four copies shifted by 2 pixels (edges repeated), each mirrored
+    views = []
+    for img in flips:
+        pad = [(0, 0)] * (img.ndim - 2) + [(_SHIFT, _SHIFT)] * 2
+        padded = np.pad(img, pad, mode="edge")
+        h, w = img.shape[-2:]
+        for dy, dx in ((0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+            top, left = _SHIFT + dy * _SHIFT, _SHIFT + dx * _SHIFT
+            views.append(np.ascontiguousarray(padded[..., top:top + h, left:left + w]))
+    return views
 
-    With ``classes``, columns follow that order (zeros for a class the model
-    never saw, e.g. a rare class missing from a capped training set).
+
+_SHIFT = 2
+
+
+def predict_proba(est, X, tta="none", classes=None):
+    """Probabilities, averaged over the test-time views of ``tta``.
+
+    ``tta`` is ``"none"``, ``"flip"`` (the face and its mirror) or ``"crops"``
+    (ten views: unshifted and shifted by 2 pixels diagonally, each mirrored);
+    ``True``/``False`` mean ``"flip"``/``"none"``. With ``classes``, columns
+    follow that order (zeros for a class the model never saw, e.g. a rare
+    class missing from a capped training set).
     """
-    proba = est.predict_proba(X)
-    if tta:
-        proba = (proba + est.predict_proba(np.ascontiguousarray(X[..., ::-1]))) / 2
+    views = _views(X, tta)
+    proba = sum(est.predict_proba(v) for v in views) / len(views)
     if classes is None:
         return proba
     out = np.zeros((len(proba), len(classes)))
@@ -121,5 +145,23 @@ def evaluate_stage(ctx):
     pairs = []
     for a, b in itertools.combinations(config.models, 2):
         pairs.append({"a": a, "b": b, **mcnemar(d.y_test, preds[a], preds[b])})
-    return {"classes": classes, "models": models, "mcnemar": pairs,
-            "tta": bool(config.tta), "n_boot": config.n_boot}
+    out = {"classes": classes, "models": models, "mcnemar": pairs,
+           "tta": config.tta, "n_boot": config.n_boot}
+    if len(config.models) > 1:
+        out["ensemble"] = _ensemble(ctx, classes, models, preds)
+    return out
+
+
+def _ensemble(ctx, classes, models, preds):
+    """Soft vote: the test metrics of the models' averaged probabilities."""
+    config, d = ctx.config, ctx.data
+    members = list(config.models)
+    proba = np.mean([ctx.store.get_arrays(f"pred-{m}")["proba"] for m in members], axis=0)
+    metrics, per_class, cm = score(d.y_test, proba, classes, config.n_boot, config.seed)
+    y_pred = np.asarray(classes)[proba.argmax(1)]
+    best = max(members, key=lambda m: models[m]["metrics"]["accuracy"]["value"])
+    log(f"evaluate ensemble (soft vote of {', '.join(members)}): accuracy "
+        f"{metrics['accuracy']['value']:.4f}")
+    return {"members": members, "metrics": metrics, "per_class": per_class,
+            "confusion_matrix": cm, "best_single": best,
+            "mcnemar_vs_best": mcnemar(d.y_test, y_pred, preds[best])}

@@ -3,15 +3,18 @@
 import contextlib
 import importlib
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
 
 from ..config import _did_you_mean
 from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
+from ..store import atomic_path
 from . import register_stage
 from .data import _stratified_cap
 
@@ -55,8 +58,8 @@ def build_estimator(config, model, params=None):
 
 
 def _history(est):
-    keys = ("epoch", "train_loss", "dur")
-    return [{k: row.get(k) for k in keys} for row in est.history]
+    keys = ("epoch", "train_loss", "valid_loss", "valid_acc", "dur")
+    return [{k: row[k] for k in keys if k in row} for row in est.history]
 
 
 def search_one(config, model, X, y):
@@ -67,7 +70,14 @@ def search_one(config, model, X, y):
     grid = recipe["grid"]
     record = {"grid": grid, "n_train": int(len(y)), "params": recipe["params"]}
     if not grid:
-        log(f"search {model}: no grid, one fit on {len(y)} images")
+        holdout = recipe["holdout"]
+        if holdout:
+            # Held out only to draw learning curves; nothing is chosen on it.
+            est.set_params(train_split=ValidSplit(holdout, stratified=True,
+                                                  random_state=config.seed))
+            record["holdout"] = holdout
+        log(f"search {model}: no grid, one fit on {len(y)} images"
+            + (f" ({holdout:.0%} held out for the learning curve)" if holdout else ""))
         start = time.perf_counter()
         est.fit(X, y)
         record.update(cv=None, best_params={}, refit_time=time.perf_counter() - start)
@@ -120,4 +130,26 @@ def search_stage(ctx):
             ctx.store.put_model(f"model-{model}", est)
             ctx.store.put_json(key, record)
             out[model] = ctx.store.get_json(key)
+    if config.save_models:
+        for model in config.models:
+            save_model(ctx.store.get_model(f"model-{model}"), ctx.run_dir / "models", model)
+        log(f"search: fitted models saved in {ctx.run_dir / 'models'}")
     return out
+
+
+def save_model(est, folder, name):
+    """Write ``est`` as ``NAME.joblib`` plus skorch's ``save_params`` files.
+
+    The joblib pickle restores the whole estimator (``joblib.load``); the
+    ``NAME.params.pt`` / ``NAME.optimizer.pt`` / ``NAME.history.json`` trio
+    restores it into a fresh estimator of the same parameters with skorch's
+    ``initialize()`` then ``load_params(...)``. Every file is written atomically.
+    """
+    import joblib
+
+    with atomic_path(Path(folder) / f"{name}.joblib") as tmp:
+        joblib.dump(est, tmp)
+    files = {"f_params": "params.pt", "f_optimizer": "optimizer.pt", "f_history": "history.json"}
+    for arg, suffix in files.items():
+        with atomic_path(Path(folder) / f"{name}.{suffix}") as tmp:
+            est.save_params(**{arg: str(tmp)})

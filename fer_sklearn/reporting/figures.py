@@ -61,9 +61,11 @@ def confusion_matrices(evaluate, path):
 
 
 def learning_curves(search, path):
-    """Training loss per epoch of each model's final (refit) fit."""
-    fig = _figure(4.5, 3.0)
-    ax = fig.add_subplot(1, 1, 1)
+    """Training loss per epoch of each model's final fit, and held-out
+    accuracy per epoch beside it where the fit held images out."""
+    held = any("valid_acc" in h for r in search.values() for h in r["history"])
+    fig = _figure(8.0 if held else 4.5, 3.0)
+    ax = fig.add_subplot(1, 2 if held else 1, 1)
     for model, record in search.items():
         hist = record["history"]
         ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker=".",
@@ -72,6 +74,16 @@ def learning_curves(search, path):
     ax.set_ylabel("training loss")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    if held:
+        ax = fig.add_subplot(1, 2, 2)
+        for model, record in search.items():
+            hist = [h for h in record["history"] if "valid_acc" in h]
+            ax.plot([h["epoch"] for h in hist], [h["valid_acc"] for h in hist], marker=".",
+                    label=model)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("held-out accuracy (part of Training)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
