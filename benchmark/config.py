@@ -141,6 +141,9 @@ PROFILES = {
         "models": ["cnn", "resnet18", "densenet_bc"],
         "tta": "crops",
         "fairness_mitigation": "off",
+        "attributes_note": ("predicted, not self-reported: FER2013's demographics.csv "
+                            "comes from a CNN trained on UTKFace applied to the enlarged "
+                            "48x48 grayscale faces; treat groups as noisy, race especially"),
         "recipes": _FER_CPU_RECIPES,
     },
     "seed": {
@@ -170,6 +173,9 @@ class Config:
         ``synthetic``, ``fer2013:PATH``, ``folder:PATH`` or ``csv:PATH``.
     attributes : str or None
         CSV of sensitive attributes joined on the image path.
+    attributes_note : str or None
+        Where the attributes come from (e.g. predicted by a model, not
+        self-reported); printed with every table that uses them.
     models : list of str
         Registry names to compare.
     profile : str
@@ -239,6 +245,7 @@ class Config:
 
     dataset: str = "synthetic"
     attributes: str = None
+    attributes_note: str = None
     models: list = field(default_factory=list)
     profile: str = "quick"
     device: str = "auto"

@@ -31,7 +31,8 @@ RESUME_OTHER_CONFIG = (
 _VERSIONED = ("fer-sklearn", "torch", "torchvision", "skorch", "scikit-learn", "numpy",
               "pandas", "fairlearn", "shap", "captum")
 # Config keys that do not change what a run computes.
-_RESUME_FREE = {"n_jobs", "backend", "scheduler", "out", "name", "device", "save_models"}
+_RESUME_FREE = {"n_jobs", "backend", "scheduler", "out", "name", "device", "save_models",
+                "attributes_note"}
 
 
 class Context:

@@ -91,6 +91,17 @@ def _summary(results):
                      ci(m["log_loss"], scale=1, digits=3), f"{cost['fit_time_s']:.0f}",
                      f"{cost['inference_images_per_s']:.0f}", si(cost["parameters"]),
                      si(cost["flops_per_image"])])
+    ens = evaluate.get("ensemble")
+    if ens:
+        m = ens["metrics"]
+        members = [evaluate["models"][k]["cost"] for k in ens["members"]]
+        rows.append([f"**ensemble** (soft vote of {len(members)})", "-", "mean of probabilities",
+                     ci(m["accuracy"]), ci(m["macro_f1"]), ci(m["balanced_accuracy"]),
+                     ci(m["log_loss"], scale=1, digits=3),
+                     f"{sum(c['fit_time_s'] for c in members):.0f}",
+                     f"{1 / sum(1 / c['inference_images_per_s'] for c in members):.0f}",
+                     si(sum(c["parameters"] for c in members)),
+                     si(sum(c["flops_per_image"] for c in members))])
     rows.extend(results.get("reference_rows", []))
     headers = ["model", "CV acc. % (mean ± sd)", "chosen", "test acc. % [95% CI]",
                "macro-F1 % [CI]", "balanced acc. % [CI]", "log loss [CI]", "fit s",
@@ -99,7 +110,15 @@ def _summary(results):
     best = max(evaluate["models"], key=lambda k: evaluate["models"][k]["metrics"]["accuracy"]["value"])
     text.append(f"Best test accuracy: **{best}** "
                 f"({ci(evaluate['models'][best]['metrics']['accuracy'])} %).")
+    if ens:
+        test = ens["mcnemar_vs_best"]
+        text.append(f"The ensemble averages the probabilities of {', '.join(ens['members'])}; "
+                    f"against {ens['best_single']} alone it is right on {test['only_a']} test "
+                    f"images that model gets wrong and wrong on {test['only_b']} it gets right "
+                    f"(McNemar p = {pvalue(test['p_value'])}).")
     text.append("")
+    if str(results["config"]["dataset"]).startswith("fer2013"):
+        text += _fer2013_references()
     if evaluate["mcnemar"]:
         rows = [[p["a"], p["b"], p["only_a"], p["only_b"], pvalue(p["p_value"]),
                  "yes" if p["p_value"] < 0.05 else "no"] for p in evaluate["mcnemar"]]
@@ -107,6 +126,24 @@ def _summary(results):
                  table(rows, ["model A", "model B", "only A right", "only B right",
                               "p-value", "differ at 5%"]), ""]
     return "\n".join(text)
+
+
+# Published FER2013 figures, for scale. Not measured by this tool.
+FER2013_REFERENCES = (
+    ("original study: DenseNet", "50.74", "reported by the study, different split"),
+    ("original study: ResNet", "50.46", "reported by the study, different split"),
+    ("original study: CNN", "16.13", "reported by the study, different split"),
+    ("VGG variant (Khaireddin & Chen, 2021)", "73.28",
+     "reported, PrivateTest, single network, GPU, ~300 epochs, ten-crop"),
+    ("ResNet/VGG ensemble baselines (Pramerdorfer & Kampel, 2016)", "72.7 (single) / 75.2",
+     "reported, PrivateTest, GPU"),
+)
+
+
+def _fer2013_references():
+    rows = [[name, acc, note] for name, acc, note in FER2013_REFERENCES]
+    return ["Reference figures (not measured here; other splits and hardware):", "",
+            table(rows, ["model", "test acc. %", "source"]), ""]
 
 
 @register_section("data", order=20)
@@ -123,6 +160,9 @@ def _data(results):
         names = sorted(set(groups["train"]) | set(groups["test"]))
         rows = [[g, groups["train"].get(g, 0), groups["test"].get(g, 0)] for g in names]
         text += [f"Group attribute `{attr}`:", "", table(rows, [attr, "train", "test"]), ""]
+    note = results["config"].get("attributes_note")
+    if data["attributes"] and note:
+        text += [f"Group attributes are {note}.", ""]
     return "\n".join(text)
 
 
@@ -144,6 +184,10 @@ def _models(results):
             text += [table(rows, ["grid point", "CV acc. %", "sd", "per fold", "fit s", "rank"]),
                      "", f"Chosen: {params_text(s['best_params'])}; refit on all training "
                      f"images in {s['refit_time']:.0f} s.", ""]
+        elif s.get("holdout"):
+            text += [f"No grid: one fit in {s['refit_time']:.0f} s on "
+                     f"{1 - s['holdout']:.0%} of the training images; the other "
+                     f"{s['holdout']:.0%} (stratified) only draw the learning curve.", ""]
         else:
             text += [f"No grid: one fit in {s['refit_time']:.0f} s.", ""]
         if evaluate and model in evaluate["models"]:
@@ -151,6 +195,12 @@ def _models(results):
             rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
                     for c, v in per.items()]
             text += [table(rows, ["class", "precision %", "recall %", "F1 %", "support"]), ""]
+            total = sum(v["support"] for v in per.values())
+            rare = [c for c, v in per.items() if 0 < v["support"] < 0.02 * total]
+            if rare:
+                counts = ", ".join(f"{c} ({per[c]['support']} images)" for c in rare)
+                text += [f"Rare in the test split: {counts}; their per-class figures rest "
+                         "on few faces.", ""]
             unseen = evaluate["models"][model].get("classes_unseen_in_training")
             if unseen:
                 text += [f"Classes absent from this model's training data: {', '.join(unseen)}.", ""]
@@ -168,6 +218,10 @@ def _figures(results):
         "per_class_f1": "Test F1 per class",
         "cv_spread": "Cross-validation accuracy per grid point (dots: folds; bar: mean)",
     }
+    search = _stage(results, "search") or {}
+    if any("valid_acc" in h for r in search.values() for h in r.get("history", [])):
+        captions["learning_curves"] += (" (left) and accuracy per epoch on the held-out "
+                                        "part of the training images (right)")
     text = ["## Figures", ""]
     for key, caption in captions.items():
         if figures.get(key):
@@ -179,11 +233,17 @@ def _figures(results):
 def _methods(results):
     evaluate = _stage(results, "evaluate")
     config = results["config"]
-    text = ["## Methods", "",
-            f"- Model selection: `GridSearchCV` with stratified {config['cv']}-fold "
-            "cross-validation on the training split only (accuracy); the best grid point "
-            "is refit on all training images. Estimators train on all data they are given "
-            "(no hidden inner validation split).",
+    search = _stage(results, "search") or {}
+    if any(r.get("cv") for r in search.values()):
+        selection = (f"- Model selection: `GridSearchCV` with stratified {config['cv']}-fold "
+                     "cross-validation on the training split only (accuracy); the best grid "
+                     "point is refit on all training images. Estimators train on all data they "
+                     "are given (no hidden inner validation split).")
+    else:
+        selection = ("- Model selection: none; each model is one fixed recipe, fit once on the "
+                     "training split (less a stratified held-out part where the model section "
+                     "says so, used only to draw learning curves).")
+    text = ["## Methods", "", selection,
             "- Test metrics are computed once on the test split, which no selection step saw."]
     if evaluate:
         text += [
@@ -195,9 +255,14 @@ def _methods(results):
             "`predict_proba` throughput on up to 512 test images; *FLOPs/img* counts one "
             "forward pass (`torch.utils.flop_counter`, multiply-add = 2 FLOPs).",
         ]
-        if evaluate.get("tta"):
+        tta = evaluate.get("tta")
+        if tta in (True, "flip"):
             text.append("- Test-time augmentation: probabilities averaged over each face "
                         "and its mirror image.")
+        elif tta == "crops":
+            text.append("- Test-time augmentation: probabilities averaged over ten views of "
+                        "each face: unshifted and shifted 2 pixels along each diagonal "
+                        "(edges repeated), each also mirrored.")
     text.append("")
     return "\n".join(text)
 
