@@ -48,6 +48,18 @@ def build_parser():
     report = sub.add_parser("report", help="re-render report.md from a run's results.json")
     report.add_argument("run_dir")
 
+    evaluate = sub.add_parser(
+        "evaluate", help="score a run's saved models on another dataset",
+        description="Score the models a run saved (run --save-models) on another dataset, "
+                    "matching classes by name (classes only one side has are left out and "
+                    "said so), and add a section to the run's report.")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--dataset", required=True,
+                          help="folder:PATH, csv:PATH, fer2013:PATH or synthetic")
+    evaluate.add_argument("--attributes", help="CSV of group attributes of that dataset")
+    evaluate.add_argument("--label", help="section name (default: the dataset's file name)")
+    evaluate.add_argument("--tta", help="none, flip or crops (default: the run's own)")
+
     sub.add_parser("list", help="list architectures, datasets and profiles")
 
     faces = sub.add_parser("faces", help="time the synthetic face generator; draw examples",
@@ -56,6 +68,11 @@ def build_parser():
     faces.add_argument("--n", type=int, default=20000, help="faces to time (default 20000)")
     faces.add_argument("--grid", help="write a PNG of 8 example faces per class here")
     faces.add_argument("--seed", type=int, default=0)
+    faces.add_argument("--export", metavar="DIR",
+                       help="instead, write --n faces as PNGs with labels.csv (labels spelled "
+                            "as synonyms) and attributes.csv: a second dataset for `evaluate`")
+    faces.add_argument("--drop", type=_models, metavar="CLASSES",
+                       help="with --export: comma-separated classes to leave out")
     return parser
 
 

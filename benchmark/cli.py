@@ -50,13 +50,25 @@ def cmd_list(args):
 def cmd_faces(args):
     from . import faces
 
+    if args.export:
+        faces.export_faces(args.export, n=args.n, seed=args.seed, drop=args.drop or ())
+        return 0
     faces.run(n=args.n, grid=args.grid, seed=args.seed)
+    return 0
+
+
+def cmd_evaluate(args):
+    from .crossdata import evaluate_run
+
+    evaluate_run(args.run_dir, args.dataset, attributes=args.attributes, label=args.label,
+                 tta=args.tta)
     return 0
 
 
 def main(args):
     """Run the parsed command; user errors end with a message, not a traceback."""
-    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "faces": cmd_faces}
+    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "faces": cmd_faces,
+                "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)
     except ValueError as exc:

@@ -1,7 +1,11 @@
 """``benchmark faces``: the synthetic benchmark's speed, and a picture of it."""
 
+import csv
 import os
 import time
+from pathlib import Path
+
+import numpy as np
 
 from fer_sklearn.datasets import make_synthetic_faces, plot_face_grid
 from fer_sklearn.reporting.figures import _save
@@ -29,6 +33,44 @@ def faces_per_second(n=20000, seed=0, return_masks=False):
     finally:
         if old is not None:
             os.sched_setaffinity(0, old)
+
+
+# Label names of the exported set: synonyms, as another dataset would spell them.
+EXPORT_NAMES = {"angry": "anger", "disgust": "disgusted", "fear": "fearful",
+                "happy": "happiness", "sad": "sadness", "surprise": "surprised",
+                "neutral": "neutral"}
+NOT_EMPTY = "{path} exists and is not empty; export into a new folder."
+
+
+def export_faces(folder, n=2000, seed=0, drop=()):
+    """Write synthetic faces as another dataset would ship them.
+
+    ``folder/images/NNNNN.png`` (8-bit gray), ``folder/labels.csv``
+    (``image_path,label``, labels spelled as synonyms such as ``happiness``) and
+    ``folder/attributes.csv`` (``path`` plus the generator's group columns).
+    Classes in ``drop`` are left out. Load it with ``csv:FOLDER/labels.csv``.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise ValueError(NOT_EMPTY.format(path=folder))
+    faces = make_synthetic_faces(n, random_state=seed)
+    keep = ~np.isin(faces.target, list(drop))
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    groups = list(faces.get("attributes", []))
+    with open(folder / "labels.csv", "w", newline="") as fl, \
+            open(folder / "attributes.csv", "w", newline="") as fa:
+        labels, attrs = csv.writer(fl), csv.writer(fa)
+        labels.writerow(["image_path", "label"])
+        attrs.writerow(["path"] + groups)
+        for i in np.flatnonzero(keep):
+            name = f"images/{i:05d}.png"
+            Image.fromarray(faces.data[i]).save(folder / name)
+            labels.writerow([name, EXPORT_NAMES[faces.target[i]]])
+            attrs.writerow([name] + [faces.frame[g].iloc[i] for g in groups])
+    log(f"faces: {int(keep.sum())} faces written to {folder} (load with csv:{folder}/labels.csv)")
+    return folder
 
 
 def run(n=20000, grid=None, seed=0):

@@ -18,26 +18,40 @@ def log(message):
 class FitProgress(Callback):
     """Epoch progress of one fit.
 
-    In a terminal a tqdm bar counts epochs; elsewhere (a log file, CI) one
-    line per fit reports its size, epochs, last training loss and time, so
-    logs carry no carriage-return floods.
+    In a terminal a tqdm bar counts epochs; elsewhere (a log file, CI) a line
+    at most every ``every`` seconds reports the epoch, loss and time left, and
+    one line per fit its size, epochs, last training loss and time, so logs
+    carry no carriage-return floods and a long fit is never silent.
     """
 
-    def __init__(self, label):
+    def __init__(self, label, every=60.0):
         self.label = label
+        self.every = every
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.start_ = time.perf_counter()
         self.n_ = len(X) if X is not None else 0
+        self.last_ = self.start_
         self.bar_ = None
         if sys.stderr.isatty():
             self.bar_ = tqdm(total=net.max_epochs, desc=f"  {self.label} ({self.n_} images)",
                              unit="epoch", leave=False, file=sys.stderr)
 
     def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
         if self.bar_ is not None:
-            self.bar_.set_postfix(loss=f"{net.history[-1, 'train_loss']:.3f}")
+            self.bar_.set_postfix(loss=f"{row['train_loss']:.3f}")
             self.bar_.update(1)
+            return
+        now = time.perf_counter()
+        if now - self.last_ < self.every or len(net.history) >= net.max_epochs:
+            return
+        self.last_ = now
+        done = len(net.history)
+        left = (now - self.start_) / done * (net.max_epochs - done)
+        held = f", held-out acc. {row['valid_acc']:.3f}" if "valid_acc" in row else ""
+        log(f"  {self.label}: epoch {done}/{net.max_epochs}, train loss "
+            f"{row['train_loss']:.3f}{held}, about {left / 60:.0f} min left")
 
     def on_train_end(self, net, **kwargs):
         if self.bar_ is not None:

@@ -178,6 +178,8 @@ def run(config: Config, resume=False):
 
 def write_report(run_dir, results=None):
     """(Re-)render ``report.md`` of a run folder from its ``results.json``."""
+    from . import crossdata  # noqa: F401  (registers the other-dataset section)
+
     run_dir = Path(run_dir)
     ordered_stages()  # stage modules register their report sections
     if results is None:

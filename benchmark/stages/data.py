@@ -111,7 +111,8 @@ def load(config):
     elif "validation" in splits:
         train = np.flatnonzero(split == "train")
         test = np.flatnonzero(split == "validation")
-        protocol = ("the dataset's own split: train to fit and select (cross-validation), "
+        protocol = ("the dataset's own split: train to fit (and to select on, by "
+                    "cross-validation, where a grid is searched), "
                     "validation to report (never used for selection)")
     else:
         idx = np.flatnonzero(split == "train")

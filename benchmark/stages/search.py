@@ -140,10 +140,11 @@ def search_stage(ctx):
 def save_model(est, folder, name):
     """Write ``est`` as ``NAME.joblib`` plus skorch's ``save_params`` files.
 
-    The joblib pickle restores the whole estimator (``joblib.load``); the
+    The joblib pickle restores the whole estimator (``joblib.load``). The
     ``NAME.params.pt`` / ``NAME.optimizer.pt`` / ``NAME.history.json`` trio
-    restores it into a fresh estimator of the same parameters with skorch's
-    ``initialize()`` then ``load_params(...)``. Every file is written atomically.
+    loads with skorch's ``load_params`` into an estimator of the same
+    parameters once it is initialised, e.g. by a ``max_epochs=0`` fit on one
+    face per class. Every file is written atomically.
     """
     import joblib
 

@@ -6,6 +6,8 @@ import numpy as np
 
 #: FER2013's classes in its canonical order (``emotion`` ids 0-6).
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Classes other face sets add (CK+, JAFFE-style posed sets), listed after EMOTIONS.
+EXTRA_EMOTIONS = ("contempt",)
 
 _LABEL_SYNONYMS = {
     "anger": "angry",
@@ -26,6 +28,8 @@ _LABEL_SYNONYMS = {
     "surprised": "surprise",
     "neutral": "neutral",
     "neutrality": "neutral",
+    "contempt": "contempt",
+    "contemptuous": "contempt",
 }
 # FER2013 copies that name class folders by their emotion id.
 _LABEL_SYNONYMS.update({str(i): name for i, name in enumerate(EMOTIONS)})
@@ -83,7 +87,7 @@ def map_labels(names, where):
             UNKNOWN_LABELS.format(
                 unknown=", ".join(repr(u) for u in unknown),
                 where=where,
-                known=", ".join(EMOTIONS),
+                known=", ".join(EMOTIONS + EXTRA_EMOTIONS),
                 hint=hint,
             )
         )
@@ -91,6 +95,6 @@ def map_labels(names, where):
 
 
 def present_target_names(target):
-    """The labels present in ``target``, in canonical FER2013 order."""
+    """The labels present in ``target``, in canonical FER2013 order (extra classes last)."""
     present = set(np.unique(target).tolist())
-    return [name for name in EMOTIONS if name in present]
+    return [name for name in EMOTIONS + EXTRA_EMOTIONS if name in present]

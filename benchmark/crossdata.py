@@ -1,0 +1,208 @@
+"""``benchmark evaluate``: score a finished run's models on another dataset.
+
+The models are read from ``RUN_DIR/models/`` (written by ``run --save-models``).
+Classes are matched by their canonical names: images of a class the models
+never learned (e.g. ``contempt``) are left out and counted, and a class the
+models know but the dataset lacks (e.g. ``neutral``) is removed from the
+models' choices, so each model picks among the shared classes only. The
+result goes into ``results.json`` under ``cross_dataset`` and the report gains
+a section for it.
+"""
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from fer_sklearn.datasets import attach_attributes
+from fer_sklearn.reporting.markdown import ci, pct, register_section, table
+from fer_sklearn.stats import bootstrap_ci
+
+from .config import resolve_config
+from .progress import log
+from .stages.data import _load_bunch, class_order
+from .stages.evaluate import predict_proba, score
+from .store import write_json
+
+NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
+NO_MODELS = (
+    "{path} holds no saved model for {missing}. Re-run the benchmark with --save-models "
+    "(add --resume to reuse its finished work)."
+)
+NO_SHARED = (
+    "{dataset} shares no class with the models (dataset: {data}; models: {models}); "
+    "nothing can be scored."
+)
+TOO_FEW = "{dataset} has only {n} images of the models' classes; at least 20 are needed."
+
+_SPLIT_PREFERENCE = ("test", "validation")
+
+
+def _models(run_dir, names):
+    models, missing = {}, []
+    for name in names:
+        for path in (run_dir / "models" / f"{name}.joblib",
+                     run_dir / "state" / f"model-{name}.joblib"):
+            if path.is_file():
+                models[name] = joblib.load(path)
+                break
+        else:
+            missing.append(name)
+    if missing:
+        raise ValueError(NO_MODELS.format(path=run_dir, missing=", ".join(missing)))
+    return models
+
+
+def _default_label(config):
+    """The dataset's folder name (``posed`` for ``csv:posed/labels.csv``)."""
+    if not config.dataset_path:
+        return config.dataset
+    path = Path(config.dataset_path)
+    return path.name if path.is_dir() or not path.parent.name else path.parent.name
+
+
+def _pick_split(bunch):
+    """The images to score: the dataset's test (or validation) split, else all."""
+    split = bunch.frame["split"].astype(str).to_numpy() if "split" in bunch.frame else None
+    for name in _SPLIT_PREFERENCE:
+        if split is not None and (split == name).any():
+            return np.flatnonzero(split == name), f"its `{name}` split"
+    return np.arange(len(bunch.data)), "all its images"
+
+
+def _group_accuracy(y, pred, groups, min_size, n_boot, seed):
+    rows = {}
+    for g in sorted(set(groups)):
+        sel = groups == g
+        rows[g] = {"n": int(sel.sum()), "small": bool(sel.sum() < min_size),
+                   "accuracy": bootstrap_ci(lambda a, b: float(np.mean(a == b)), y[sel],
+                                            pred[sel], n_boot=n_boot, random_state=seed)}
+    return rows
+
+
+def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
+    """Score the saved models of ``run_dir`` on ``dataset``; update its results and report.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A finished run folder.
+    dataset : str
+        ``folder:PATH``, ``csv:PATH``, ``fer2013:PATH`` or ``synthetic``.
+    attributes : str or None
+        CSV of group attributes of that dataset, joined on the image path.
+    label : str or None
+        Name of the section; default: the dataset's file or folder name.
+    tta : str or None
+        Test-time views; default: the run's own setting.
+
+    Returns
+    -------
+    dict
+        The new ``results["cross_dataset"][label]`` entry.
+    """
+    from .runner import write_report
+
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise ValueError(NO_RESULTS.format(path=run_dir))
+    results = json.loads(path.read_text(encoding="utf-8"))
+    config = results["config"]
+    other = resolve_config(dataset=dataset, attributes=attributes, models=config["models"],
+                           seed=config["seed"])
+    label = label or _default_label(other)
+    tta = tta or config.get("tta", "none")
+    models = _models(run_dir, config["models"])
+
+    log(f"evaluate: loading {dataset}")
+    bunch = _load_bunch(other)
+    if attributes:
+        bunch = attach_attributes(bunch, attributes)
+    idx, which = _pick_split(bunch)
+    y_all = np.asarray(bunch.target).astype(str)[idx]
+    model_classes = class_order(*[m.classes_ for m in models.values()])
+    data_classes = class_order(y_all)
+    shared = [c for c in model_classes if c in data_classes]
+    if not shared:
+        raise ValueError(NO_SHARED.format(dataset=dataset, data=", ".join(data_classes),
+                                          models=", ".join(model_classes)))
+    keep = np.isin(y_all, shared)
+    if keep.sum() < 20:
+        raise ValueError(TOO_FEW.format(dataset=dataset, n=int(keep.sum())))
+    dropped = {c: int((y_all == c).sum()) for c in data_classes if c not in shared}
+    X, y = bunch.data[idx[keep]], y_all[keep]
+    frame = bunch.frame.iloc[idx[keep]].reset_index(drop=True)
+    n_boot = config["n_boot"]
+    cols = [model_classes.index(c) for c in shared]
+
+    entry = {
+        "dataset": dataset, "images": which, "n": int(len(y)), "tta": tta,
+        "shared_classes": shared, "dropped_classes": dropped,
+        "missing_classes": [c for c in model_classes if c not in data_classes],
+        "class_counts": {c: int((y == c).sum()) for c in shared},
+        "attributes": {}, "models": {},
+    }
+    probas = {}
+    for name, est in models.items():
+        log(f"evaluate {name} on {len(y)} images of {label}")
+        proba = predict_proba(est, X, tta=tta, classes=model_classes)[:, cols]
+        proba = proba / np.clip(proba.sum(1, keepdims=True), 1e-12, None)
+        probas[name] = proba
+    if len(models) > 1:
+        probas["ensemble"] = np.mean([probas[m] for m in models], axis=0)
+    attrs = list(bunch.get("attributes", [])) if attributes else []
+    for name, proba in probas.items():
+        metrics, per_class, cm = score(y, proba, shared, n_boot, config["seed"])
+        pred = np.asarray(shared)[proba.argmax(1)]
+        entry["models"][name] = {"metrics": metrics, "per_class": per_class,
+                                 "confusion_matrix": cm}
+        for attr in attrs:
+            groups = frame[attr].astype(object).where(frame[attr].notna(), "unknown")
+            entry["attributes"].setdefault(attr, {})[name] = _group_accuracy(
+                y, pred, groups.astype(str).to_numpy(), config.get("min_group_size", 30),
+                n_boot, config["seed"])
+    results.setdefault("cross_dataset", {})[label] = entry
+    write_json(path, results)
+    write_report(run_dir, results)
+    log(f"report: {run_dir / 'report.md'} (section 'Other dataset: {label}')")
+    return entry
+
+
+@register_section("cross_dataset", order=45)
+def cross_dataset_section(results):
+    """One ``## Other dataset`` section per ``benchmark evaluate`` call."""
+    parts = []
+    for label, e in sorted(results.get("cross_dataset", {}).items()):
+        text = [f"## Other dataset: {label}", "",
+                f"The run's saved models scored on `{e['dataset']}` ({e['images']}, "
+                f"{e['n']} images), without retraining.", ""]
+        if e["dropped_classes"]:
+            dropped = ", ".join(f"{c} ({n} images)" for c, n in e["dropped_classes"].items())
+            text += [f"- Left out, classes the models never learned: {dropped}.", ""]
+        if e["missing_classes"]:
+            text += [f"- Classes the models know but this dataset lacks: "
+                     f"{', '.join(e['missing_classes'])}; each model chooses among the "
+                     f"{len(e['shared_classes'])} shared classes only (its probabilities "
+                     "renormalised over them).", ""]
+        rows = [[name, ci(r["metrics"]["accuracy"]), ci(r["metrics"]["macro_f1"]),
+                 ci(r["metrics"]["balanced_accuracy"])] for name, r in e["models"].items()]
+        text += [table(rows, ["model", "accuracy % [95% CI]", "macro-F1 % [CI]",
+                              "balanced acc. % [CI]"]), ""]
+        rows = [[c, e["class_counts"][c]]
+                + [pct(r["per_class"][c]["recall"]) for r in e["models"].values()]
+                for c in e["shared_classes"]]
+        text += ["Recall % per class:", "",
+                 table(rows, ["class", "images"] + list(e["models"])), ""]
+        for attr, per_model in e["attributes"].items():
+            groups = sorted(next(iter(per_model.values())))
+            rows = []
+            for g in groups:
+                first = next(iter(per_model.values()))[g]
+                rows.append([g + (" (small)" if first["small"] else ""), first["n"]]
+                            + [ci(per_model[m][g]["accuracy"]) for m in per_model])
+            text += [f"Accuracy % [95% CI] by `{attr}` (groups marked small have too few "
+                     "images to judge):", "", table(rows, [attr, "images"] + list(per_model)), ""]
+        parts.append("\n".join(text))
+    return "\n".join(parts) if parts else None

@@ -1,0 +1,171 @@
+"""The FER2013 recipe's machinery on tiny data: saved models, the ensemble, ten-view
+averaging, and scoring saved models on another dataset."""
+
+import csv
+import json
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+
+from benchmark.__main__ import main
+from benchmark.config import PROFILES, resolve_config
+from benchmark.stages.evaluate import _views
+from fer_sklearn import FERClassifier
+from fer_sklearn.datasets._labels import map_labels
+
+TINY_FER_TOML = """
+n_boot = 30
+models = ["cnn", "resnet18"]
+explain_per_class = 1
+explain_methods = ["saliency"]
+[synthetic]
+n_samples = 210
+[recipes.cnn.params]
+max_epochs = 2
+batch_size = 32
+module__width = 4
+module__depth = 2
+[recipes.resnet18.params]
+max_epochs = 1
+batch_size = 32
+module__width = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def fer_run(tmp_path_factory):
+    """A tiny run of the fer2013-cpu profile with --save-models."""
+    root = tmp_path_factory.mktemp("fer")
+    toml = root / "tiny.toml"
+    toml.write_text(TINY_FER_TOML)
+    assert main(["run", "--config", str(toml), "--profile", "fer2013-cpu", "--save-models",
+                 "--out", str(root), "--name", "t"]) == 0
+    return root / "t"
+
+
+def _results(run_dir):
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_saved_models_reload_both_ways(fer_run):
+    results = _results(fer_run)
+    X = np.zeros((4, 48, 48), dtype=np.uint8) + np.arange(4, dtype=np.uint8)[:, None, None] * 50
+    for model in results["config"]["models"]:
+        folder = fer_run / "models"
+        est = joblib.load(folder / f"{model}.joblib")
+        expected = est.predict_proba(X)
+        # skorch's save_params files: into an estimator of the same parameters,
+        # initialised by a zero-epoch fit on one face per class.
+        fresh = FERClassifier(**{**est.get_params(), "max_epochs": 0, "train_split": None})
+        fresh.fit(np.zeros((len(est.classes_), 48, 48), dtype=np.uint8), est.classes_)
+        fresh.load_params(f_params=folder / f"{model}.params.pt",
+                          f_history=folder / f"{model}.history.json")
+        np.testing.assert_allclose(fresh.predict_proba(X), expected, rtol=1e-4, atol=1e-6)
+        assert len(fresh.history) == len(est.history)
+
+
+def test_profile_holds_out_part_of_training_for_learning_curves(fer_run):
+    search = _results(fer_run)["stages"]["search"]
+    for record in search.values():
+        assert record["holdout"] == PROFILES["fer2013-cpu"]["recipes"]["cnn"]["holdout"]
+        assert all("valid_acc" in h for h in record["history"])
+    report = (fer_run / "report.md").read_text()
+    assert "only draw the learning curve" in report
+    assert "Model selection: none" in report
+    assert "ten views" in report
+
+
+def test_ensemble_row_is_the_soft_vote_of_the_models(fer_run):
+    results = _results(fer_run)
+    evaluate = results["stages"]["evaluate"]
+    ens = evaluate["ensemble"]
+    assert ens["members"] == ["cnn", "resnet18"]
+    probas = [np.load(fer_run / "state" / f"pred-{m}.npz")["proba"] for m in ens["members"]]
+    mean = np.mean(probas, axis=0)
+    index = {c: i for i, c in enumerate(evaluate["classes"])}
+    y_test = np.load(fer_run / "state" / "pred-cnn.npz")["y_pred"]  # shape only
+    cm = np.asarray(ens["confusion_matrix"])
+    assert cm.sum() == len(y_test) == len(mean)
+    predicted = np.bincount(mean.argmax(1), minlength=len(index))
+    np.testing.assert_array_equal(cm.sum(0), predicted)
+    assert "**ensemble** (soft vote of 2)" in (fer_run / "report.md").read_text()
+
+
+def _posed_set(folder, tmp_path):
+    """Synthetic faces exported without `neutral`, plus five `contempt` images."""
+    assert main(["faces", "--export", str(folder), "--n", "300", "--drop", "neutral"]) == 0
+    first = next((folder / "images").iterdir())
+    with open(folder / "labels.csv", "a", newline="") as fh:
+        writer = csv.writer(fh)
+        for i in range(5):
+            shutil.copy(first, folder / "images" / f"contempt{i}.png")
+            writer.writerow([f"images/contempt{i}.png", "contemptuous"])
+    return folder
+
+
+def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
+    posed = _posed_set(tmp_path / "posed", tmp_path)
+    assert main(["evaluate", str(fer_run), "--dataset", f"csv:{posed}/labels.csv",
+                 "--attributes", str(posed / "attributes.csv")]) == 0
+    results = _results(fer_run)
+    entry = results["cross_dataset"]["posed"]
+    assert entry["dropped_classes"] == {"contempt": 5}
+    assert entry["missing_classes"] == ["neutral"]
+    assert "neutral" not in entry["shared_classes"]
+    assert entry["n"] == sum(entry["class_counts"].values())
+    assert set(entry["models"]) == {"cnn", "resnet18", "ensemble"}
+    assert set(entry["attributes"]) == {"tone", "age"}
+    report = (fer_run / "report.md").read_text()
+    assert "## Other dataset: posed" in report
+    assert "contempt (5 images)" in report and "lacks: neutral" in report
+    (fer_run / "report.md").unlink()
+    assert main(["report", str(fer_run)]) == 0
+    assert (fer_run / "report.md").read_text() == report
+
+
+def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(empty), "--dataset", "synthetic"]) == 2
+    assert "no results.json" in capsys.readouterr().err
+    copy = tmp_path / "copy"
+    shutil.copytree(fer_run, copy, ignore=shutil.ignore_patterns("*.joblib"))
+    assert main(["evaluate", str(copy), "--dataset", "synthetic"]) == 2
+    assert "--save-models" in capsys.readouterr().err
+    assert main(["evaluate", str(fer_run), "--dataset", "folder"]) == 2
+    assert "folder:PATH" in capsys.readouterr().err
+
+
+def test_ten_views_are_the_face_and_its_shifts_each_mirrored():
+    X = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    views = _views(X, "crops")
+    assert len(views) == 10 and all(v.shape == X.shape for v in views)
+    np.testing.assert_array_equal(views[0], X)
+    np.testing.assert_array_equal(views[5], X[..., ::-1])
+    # shifted up-left by 2 pixels: the interior moves, the border repeats the edge
+    np.testing.assert_array_equal(views[1][:, 2:, 2:], X[:, :-2, :-2])
+    assert len({v.tobytes() for v in views}) == 10
+    assert len(_views(X, "flip")) == 2 and len(_views(X, "none")) == 1
+
+
+def test_tta_and_holdout_are_validated(tmp_path):
+    assert resolve_config(tta=True).tta == "flip"
+    assert resolve_config(tta=False).tta == "none"
+    with pytest.raises(ValueError, match="Unknown tta 'crop'.*Did you mean 'crops'"):
+        resolve_config(tta="crop")
+    toml = tmp_path / "c.toml"
+    toml.write_text("[recipes.cnn]\nholdout = 0.7\n")
+    with pytest.raises(ValueError, match="recipes.cnn.holdout must be"):
+        resolve_config(toml)
+
+
+def test_fer2013_cpu_run_folder_is_named_after_the_profile():
+    config = resolve_config(dataset="fer2013:x.zip", profile="fer2013-cpu")
+    assert config.run_name == "fer2013-cpu"
+    assert resolve_config(dataset="fer2013:x.zip").run_name == "fer2013-quick"
+
+
+def test_contempt_is_a_known_class():
+    assert map_labels(["contemptuous", "happiness"], "x").tolist() == ["contempt", "happy"]
