@@ -119,3 +119,12 @@ def channels_last_safe(module, device):
         and max(m.stride) > 1 and m.in_channels < 16
         for m in module.modules()
     )
+
+
+def free_device_memory():
+    """Return cached CUDA memory to the driver (after an out-of-memory error)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -124,7 +124,8 @@ class BatchLRSchedule(Callback):
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         if self.total_ is None:
-            per_epoch = max(1, math.ceil(len(dataset_train) / net.batch_size))
+            batch = getattr(net, "batch_size_", net.batch_size)
+            per_epoch = max(1, math.ceil(len(dataset_train) / batch))
             self.total_ = per_epoch * net.max_epochs
         self._apply(net)
 

@@ -7,6 +7,7 @@ cross-validation, ``GridSearchCV`` over ``module__*`` options, pickling.
 """
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from ._images import TOO_FEW_SAMPLES, as_image_array
 from ._torch_utils import (
     bf16_supported,
     channels_last_safe,
+    free_device_memory,
     resolve_device,
     resolve_precision,
     seed_from,
@@ -43,6 +45,10 @@ LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same le
 FEATURE_MISMATCH = (
     "X has {got} features, but {name} is expecting {expected} features as input "
     "(images of shape {shape})."
+)
+OOM_RETRY = (
+    "{device} ran out of memory at batch size {old}; the fit starts over with batch size "
+    "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
 )
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
 WRONG_FAMILY = (
@@ -119,6 +125,12 @@ class FERClassifier(NeuralNetClassifier):
         ``(C, H, W)`` of the training images.
     module_ : torch.nn.Module
         The trained network.
+    batch_size_ : int
+        The batch size the fit used: ``batch_size``, halved after each
+        out-of-memory error on the device (the fit then starts over, with a
+        ``ResourceWarning``).
+    oom_retries_ : list of [int, int]
+        ``[old, new]`` batch sizes of each such retry (empty when none).
 
     Examples
     --------
@@ -324,7 +336,7 @@ class FERClassifier(NeuralNetClassifier):
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
         iterator = self.iterator_train if training else self.iterator_valid
-        kwargs.setdefault("batch_size", self.batch_size)
+        kwargs.setdefault("batch_size", getattr(self, "batch_size_", self.batch_size))
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
         if training:
@@ -465,10 +477,24 @@ class FERClassifier(NeuralNetClassifier):
         y = self._validate_y(y, len(X), reset=not warm)
         if not warm:
             self._set_class_weight(y)
-        with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
-            if not warm:
-                self.initialize()
-            return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+            self.batch_size_ = self.batch_size
+            self.oom_retries_ = []
+        while True:
+            try:
+                with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
+                    if not warm:
+                        self.initialize()
+                    return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+            except torch.cuda.OutOfMemoryError:
+                old = self.batch_size_
+                if warm or old == -1 or old <= 1:
+                    raise
+                # Start over at half the batch: the same seed, so the retry is reproducible.
+                self.batch_size_ = old // 2
+                self.oom_retries_.append([old, self.batch_size_])
+                warnings.warn(OOM_RETRY.format(device=self.device, old=old,
+                                               new=self.batch_size_), ResourceWarning, stacklevel=2)
+                free_device_memory()
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training (initialising first if needed) on ``X``, ``y``."""

@@ -1,5 +1,6 @@
 """Stage ``data``: load the dataset, fix the train/test protocol, summarise it."""
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,9 @@ from fer_sklearn.datasets import (
 )
 from fer_sklearn.datasets._labels import present_target_names
 
+from fer_sklearn.reporting.markdown import register_section
+
+from ..progress import log
 from . import register_stage
 
 NO_TRAIN_SPLIT = (
@@ -39,6 +43,7 @@ class DataSplit:
     protocol: str
     descr: str
     masks_test: Optional[dict] = None
+    load_report: Optional[dict] = None
 
 
 def _load_bunch(config):
@@ -136,6 +141,7 @@ def load(config):
         frame_test=frame.iloc[test].reset_index(drop=True),
         attributes=attributes, protocol=protocol, descr=bunch.DESCR,
         masks_test=None if masks is None else {k: v[test] for k, v in masks.items()},
+        load_report=dict(bunch.get("report", {})),
     )
 
 
@@ -144,6 +150,90 @@ def class_order(*targets):
     labels = np.unique(np.concatenate([np.asarray(t).astype(str) for t in targets])).tolist()
     known = present_target_names(labels)
     return known + sorted(set(labels) - set(known))
+
+
+def _row_hashes(X):
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+            for row in X.reshape(len(X), -1)]
+
+
+def duplicates_across(X_train, X_test):
+    """Indices of test images whose pixels equal some training image's."""
+    seen = set(_row_hashes(X_train))
+    return [i for i, h in enumerate(_row_hashes(X_test)) if h in seen]
+
+
+_EXAMPLES = 5
+
+
+def loading_notes(d):
+    """What loading skipped, converted or found suspicious, for the report and log."""
+    report = d.load_report or {}
+    notes = {}
+    for key in ("skipped", "missing_files", "ignored_files"):
+        items = report.get(key) or []
+        if items:
+            notes[key] = {"count": len(items), "examples": [
+                item[0] if isinstance(item, (list, tuple)) else item
+                for item in items[:_EXAMPLES]]}
+    for key in ("hidden_files",):
+        if report.get(key):
+            notes[key] = {"count": int(report[key])}
+    if report.get("empty_folders"):
+        notes["empty_folders"] = {"count": len(report["empty_folders"]),
+                                  "examples": report["empty_folders"][:_EXAMPLES]}
+    conversions = {k: int(v) for k, v in (report.get("conversions") or {}).items() if v}
+    if conversions:
+        notes["conversions"] = conversions
+    if report.get("attributes"):
+        notes["attributes"] = report["attributes"]
+    dup = duplicates_across(d.X_train, d.X_test)
+    if dup:
+        sources = d.frame_test["source"].astype(str).to_numpy() if (
+            "source" in d.frame_test) else np.arange(len(d.y_test)).astype(str)
+        notes["test_duplicates_of_train"] = {"count": len(dup), "examples": [
+            str(sources[i]) for i in dup[:_EXAMPLES]]}
+    return notes
+
+
+NOTE_TEXT = {
+    "skipped": "{count} unreadable image(s) skipped, e.g. {examples}",
+    "missing_files": "{count} listed file(s) missing, skipped, e.g. {examples}",
+    "ignored_files": "{count} non-image file(s) ignored, e.g. {examples}",
+    "hidden_files": "{count} hidden file(s) (.DS_Store, __MACOSX, ...) ignored",
+    "empty_folders": "{count} empty folder(s), e.g. {examples}: a class there has no images",
+    "test_duplicates_of_train": ("{count} test image(s) are pixel-identical to a training "
+                                 "image (leakage: they inflate test accuracy), e.g. {examples}"),
+}
+
+
+def describe_notes(notes):
+    """One sentence per loading note (``conversions`` and ``attributes`` included)."""
+    lines = []
+    for key, text in NOTE_TEXT.items():
+        if key in notes:
+            lines.append(text.format(**{"examples": "", **notes[key]}))
+    if "conversions" in notes:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in notes["conversions"].items())
+        lines.append(f"images converted by the loader's rule (grayscale by ITU-R 601 luma, "
+                     f"16-bit scaled to 8, centre-cropped to square, resized): {parts}")
+    att = notes.get("attributes")
+    if att and (att.get("unmatched_images") or att.get("unused_rows")):
+        lines.append(f"attributes from {att['file']}: {att['matched']} image(s) matched, "
+                     f"{att['unmatched_images']} without a row (group 'unknown'), "
+                     f"{att['unused_rows']} row(s) matching no image")
+    return lines
+
+
+@register_section("loading", order=21)
+def loading_section(results):
+    """What the loader skipped, converted or found suspicious (after the data section)."""
+    data = results.get("stages", {}).get("data") or {}
+    lines = describe_notes(data.get("loading") or {})
+    if not lines:
+        return None
+    return "\n".join(["Loading notes:", ""]
+                     + [f"- {line[0].upper()}{line[1:]}." for line in lines] + [""])
 
 
 def _counts(values):
@@ -155,7 +245,11 @@ def _counts(values):
 def data_stage(ctx):
     d = ctx.data
     classes = class_order(d.y_train, d.y_test)
+    notes = loading_notes(d)
+    for line in describe_notes(notes):
+        log(f"data: note: {line}")
     return {
+        "loading": notes,
         "dataset": ctx.config.dataset,
         "description": d.descr,
         "protocol": d.protocol,

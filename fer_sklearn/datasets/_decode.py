@@ -11,6 +11,8 @@ Each conversion is counted in the loader's ``report``.
 """
 
 import io
+import zipfile
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -83,6 +85,15 @@ def decode_image(raw, size, counts):
         raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
+def _read(read):
+    """The file's bytes; a file that cannot be read (a damaged zip member, a
+    vanished file) is reported like an undecodable one."""
+    try:
+        return read()
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"cannot read the file ({type(exc).__name__}: {exc})") from exc
+
+
 def decode_all(items, size, on_error, progress_desc=None):
     """Decode ``(source, read_bytes)`` pairs into one array.
 
@@ -112,7 +123,7 @@ def decode_all(items, size, on_error, progress_desc=None):
                     leave=False, mininterval=1.0) if len(items) > 2000 else items
     for i, (source, read) in enumerate(iterator):
         try:
-            data[i] = decode_image(read(), size, counts)
+            data[i] = decode_image(_read(read), size, counts)
             ok[i] = True
         except ValueError as exc:
             if on_error == "raise":

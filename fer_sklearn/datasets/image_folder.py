@@ -28,21 +28,37 @@ def _is_hidden(parts):
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
+def _empty_folders(folders, files):
+    """Folders (relative posix paths) with no file anywhere below them."""
+    full = set()
+    for rel in files:
+        parts = PurePosixPath(rel).parts
+        full.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    return sorted(f for f in folders if f not in full and not _is_hidden(PurePosixPath(f).parts))
+
+
 def _list_entries(path):
-    """``(relative posix path, reader)`` for every file, and the source kind."""
+    """``(relative posix path, reader)`` for every file, the open zip (or None),
+    and the folders that hold no file."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return [(p.relative_to(path).as_posix(), p.read_bytes) for p in files], None
+        files, folders = [], []
+        for p in sorted(path.rglob("*")):
+            (files if p.is_file() else folders).append(p)
+        rels = [p.relative_to(path).as_posix() for p in files]
+        empty = _empty_folders([p.relative_to(path).as_posix() for p in folders], rels)
+        return [(r, p.read_bytes) for r, p in zip(rels, files)], None, empty
     try:
         zf = zipfile.ZipFile(path)
-        names = sorted(i.filename for i in zf.infolist() if not i.is_dir())
+        infos = zf.infolist()
+        names = sorted(i.filename for i in infos if not i.is_dir())
+        empty = _empty_folders([i.filename.rstrip("/") for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
     if bad is not None:
         zf.close()
         raise ValueError(NOT_A_ZIP.format(path=path, reason=f"member {bad} is corrupt"))
-    return [(n, (lambda n=n: zf.read(n))) for n in names], zf
+    return [(n, (lambda n=n: zf.read(n))) for n in names], zf, empty
 
 
 def _strip_single_root(rels):
@@ -58,9 +74,9 @@ def _strip_single_root(rels):
 
 
 def _scan(path, on_error, size):
-    entries, zf = _list_entries(path)
+    entries, zf, empty = _list_entries(path)
     try:
-        report = {"ignored_files": [], "hidden_files": 0}
+        report = {"ignored_files": [], "hidden_files": 0, "empty_folders": empty}
         visible = []
         for rel, read in entries:
             parts = PurePosixPath(rel).parts
@@ -116,8 +132,10 @@ def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y
     ``happiness`` -> ``happy``, ids ``0``-``6``, ...); unknown names are rejected,
     all listed in one error. Split folders map to ``train``/``validation``/``test``
     (``Training``, ``PublicTest``, ``val``, ...); other split names are kept.
-    Hidden files and ``__MACOSX`` are skipped; non-image files are skipped and
-    listed in ``report["ignored_files"]``. Images are decoded by the rule in
+    Hidden files and ``__MACOSX`` are skipped (counted in
+    ``report["hidden_files"]``); non-image files are skipped and listed in
+    ``report["ignored_files"]``; folders without any file (an empty class
+    folder) are listed in ``report["empty_folders"]``. Images are decoded by the rule in
     :mod:`fer_sklearn.datasets._decode` (grayscale, square, ``size`` pixels).
 
     Parameters
