@@ -60,6 +60,20 @@ def build_parser():
     evaluate.add_argument("--label", help="section name (default: the dataset's file name)")
     evaluate.add_argument("--tta", help="none, flip or crops (default: the run's own)")
 
+    perf = sub.add_parser(
+        "perf", help="measure training and inference speed side by side",
+        description="Matmul peak, estimator vs plain PyTorch loop, fp32 vs bf16, contiguous "
+                    "vs channels-last, model-FLOP utilisation, inference speed, the original "
+                    "study's pipeline vs ours and, with FER2013, time to the study's best "
+                    "accuracy and loading times. Writes OUT/perf.md and OUT/perf.json.")
+    perf.add_argument("--dataset", help="fer2013:PATH for the FER2013 sections "
+                                        "(default: synthetic faces, speed only)")
+    perf.add_argument("--out", default="reports/perf-cpu", help="default: reports/perf-cpu")
+    perf.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    perf.add_argument("--models", type=_models, help="default: cnn,resnet18,densenet_bc")
+    perf.add_argument("--epochs", type=int, default=6,
+                      help="epochs of the time-to-accuracy fits (default 6)")
+
     sub.add_parser("list", help="list architectures, datasets and profiles")
 
     faces = sub.add_parser("faces", help="time the synthetic face generator; draw examples",

@@ -9,6 +9,10 @@ from .config import DATASET_KINDS, describe_profiles, resolve_config
 from .config import FIELDS as CONFIG_FIELDS
 from .progress import log
 
+CANNOT_WRITE = (
+    "cannot write {path}: {reason}. Free some space or pick a writable --out; finished "
+    "units of the run are kept, so the same command plus --resume continues where it stopped."
+)
 INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
                "command plus --resume.")
 
@@ -57,6 +61,14 @@ def cmd_faces(args):
     return 0
 
 
+def cmd_perf(args):
+    from . import perf
+
+    perf.run(dataset=args.dataset, out=args.out, device=args.device,
+             models=args.models or perf.FAMILIES, epochs=args.epochs)
+    return 0
+
+
 def cmd_evaluate(args):
     from .crossdata import evaluate_run
 
@@ -68,9 +80,14 @@ def cmd_evaluate(args):
 def main(args):
     """Run the parsed command; user errors end with a message, not a traceback."""
     commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "faces": cmd_faces,
-                "evaluate": cmd_evaluate}
+                "evaluate": cmd_evaluate, "perf": cmd_perf}
     try:
         return commands[args.command](args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # read-only folder, disk full, ...
+        path = exc.filename or "a file"
+        print("error: " + CANNOT_WRITE.format(path=path, reason=exc.strerror or exc),
+              file=sys.stderr)
+        return 1

@@ -95,6 +95,9 @@ def _prepare_run_dir(config, resume):
                     raise ValueError(RESUME_OTHER_CONFIG.format(path=run_dir, keys=", ".join(keys)))
         else:
             shutil.rmtree(run_dir / "state", ignore_errors=True)
+        # Temporary files of a killed run (atomic writes never finished) go.
+        for tmp in run_dir.rglob(".*.tmp"):
+            tmp.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / MARKER).touch()
     write_text(run_dir / "config.json", config.to_json() + "\n")

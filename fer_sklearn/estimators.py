@@ -46,6 +46,10 @@ FEATURE_MISMATCH = (
     "X has {got} features, but {name} is expecting {expected} features as input "
     "(images of shape {shape})."
 )
+UNSEEN_AT_SCORE = (
+    "y has label(s) {labels} that were never seen in fit (classes: {classes}); the model "
+    "cannot predict them, so they count as errors."
+)
 OOM_RETRY = (
     "{device} ran out of memory at batch size {old}; the fit starts over with batch size "
     "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
@@ -509,6 +513,19 @@ class FERClassifier(NeuralNetClassifier):
         """Class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
         X = self._validate_X(X, reset=False)
         return super().predict_proba(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` against ``y``.
+
+        Labels of ``y`` that were not in the training labels can never be
+        predicted; they are named in a ``UserWarning`` (and count as errors).
+        """
+        known = set(self.classes_.tolist())
+        unseen = [v for v in np.unique(np.asarray(y)).tolist() if v not in known]
+        if unseen:
+            warnings.warn(UNSEEN_AT_SCORE.format(labels=unseen, classes=self.classes_.tolist()),
+                          UserWarning, stacklevel=2)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicted labels (values of ``classes_``)."""

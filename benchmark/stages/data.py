@@ -17,7 +17,6 @@ from fer_sklearn.datasets import (
     make_synthetic_faces,
 )
 from fer_sklearn.datasets._labels import present_target_names
-
 from fer_sklearn.reporting.markdown import register_section
 
 from ..progress import log

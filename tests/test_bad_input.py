@@ -1,0 +1,214 @@
+"""The bad-input catalogue (README, Troubleshooting) that other test files do not cover:
+each case ends in a clear error naming what is wrong, or in an explicit, reported
+recovery. Loader basics (corrupt images, unknown classes, bad CSV rows, missing
+files, colour and 16-bit conversion) are in ``test_datasets.py``."""
+
+import errno
+import json
+import os
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark import store
+from benchmark.__main__ import main
+from fer_sklearn import CNNClassifier
+from fer_sklearn.datasets import load_image_folder, make_synthetic_faces
+
+TINY = """
+n_boot = 20
+models = ["cnn"]
+explain_per_class = 1
+explain_methods = ["saliency"]
+[synthetic]
+n_samples = 140
+[recipes.cnn.params]
+max_epochs = 1
+module__width = 4
+module__depth = 2
+"""
+
+
+def _faces_folder(root, n=70, seed=0, split=None):
+    faces = make_synthetic_faces(n, random_state=seed)
+    for i, (img, label) in enumerate(zip(faces.data, faces.target)):
+        folder = root / split / label if split else root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{seed}-{i}.png")
+    return faces
+
+
+def _config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def _run(tmp_path, *extra, name="r"):
+    return main(["run", "--config", str(_config(tmp_path)), "--out", str(tmp_path / "runs"),
+                 "--name", name, *extra])
+
+
+def _loading(tmp_path, name="r"):
+    results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
+    report = (tmp_path / "runs" / name / "report.md").read_text()
+    return results["stages"]["data"]["loading"], report
+
+
+def test_damaged_member_of_a_large_zip_is_named_or_skipped(tmp_path):
+    src = tmp_path / "src"
+    _faces_folder(src, n=14)
+    zpath = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(src.rglob("*.png")):
+            zf.write(f, f.relative_to(src).as_posix())
+        # over the size below which every member is checked up front
+        zf.writestr("padding.bin", os.urandom(2_100_000), zipfile.ZIP_STORED)
+    raw = bytearray(zpath.read_bytes())
+    with zipfile.ZipFile(zpath) as zf:
+        info = zf.infolist()[3]
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start:start + 40] = b"\x00" * 40  # damage the deflated bytes in place
+    zpath.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"Cannot decode image {info.filename}: cannot read"):
+        load_image_folder(zpath, cache=False)
+    bunch = load_image_folder(zpath, on_error="skip", cache=False)
+    assert len(bunch.data) == 13
+    assert [s for s, _ in bunch.report["skipped"]] == [info.filename]
+
+
+def test_non_image_hidden_and_empty_folders_are_reported_in_the_run(tmp_path):
+    root = tmp_path / "faces"
+    _faces_folder(root)
+    (root / "happy" / "notes.txt").write_text("taken on a Tuesday")
+    (root / "happy" / "Thumbs.db").write_bytes(b"\x00" * 10)
+    (root / "sad" / ".DS_Store").write_bytes(b"\x00\x01")
+    (root / "disgust").mkdir(exist_ok=True)
+    for f in (root / "disgust").iterdir():
+        f.unlink()
+    assert _run(tmp_path, "--dataset", f"folder:{root}") == 0
+    notes, report = _loading(tmp_path)
+    assert notes["ignored_files"] == {"count": 2, "examples": ["happy/Thumbs.db",
+                                                               "happy/notes.txt"]}
+    assert notes["hidden_files"] == {"count": 1}
+    assert notes["empty_folders"]["examples"] == ["disgust"]
+    assert "2 non-image file(s) ignored" in report
+    assert "1 empty folder(s), e.g. ['disgust']" in report
+
+
+def test_other_sizes_and_colour_are_converted_and_counted_in_the_report(tmp_path):
+    root = tmp_path / "faces"
+    _faces_folder(root)
+    rgb = np.random.RandomState(0).randint(0, 256, (64, 64, 3)).astype(np.uint8)
+    Image.fromarray(rgb, "RGB").save(root / "happy" / "colour.png")
+    deep = np.full((48, 48), 40000, np.uint16)
+    Image.fromarray(deep).save(root / "sad" / "deep.png")
+    assert _run(tmp_path, "--dataset", f"folder:{root}") == 0
+    notes, report = _loading(tmp_path)
+    assert notes["conversions"] == {"converted_to_gray": 1, "resized": 1, "high_bit_depth": 1}
+    assert "converted to gray 1" in report and "high bit depth 1" in report
+
+
+def test_test_images_duplicated_in_training_are_flagged_as_leakage(tmp_path):
+    root = tmp_path / "faces"
+    faces = _faces_folder(root, n=70, split="train")
+    _faces_folder(root, n=35, seed=1, split="test")
+    for i in range(4):  # the same pixels under another name, in the test split
+        Image.fromarray(faces.data[i]).save(root / "test" / faces.target[i] / f"copy{i}.png")
+    assert _run(tmp_path, "--dataset", f"folder:{root}") == 0
+    notes, report = _loading(tmp_path)
+    assert notes["test_duplicates_of_train"]["count"] == 4
+    assert "4 test image(s) are pixel-identical to a training image (leakage" in report
+
+
+def test_attribute_csv_matching_no_image_is_an_error(tmp_path, capsys):
+    csv = tmp_path / "groups.csv"
+    csv.write_text("path,gender\nelsewhere/a.png,f\nelsewhere/b.png,m\n")
+    root = tmp_path / "faces"
+    _faces_folder(root)
+    assert _run(tmp_path, "--dataset", f"folder:{root}", "--attributes", str(csv)) == 2
+    err = capsys.readouterr().err
+    assert "No row of the attribute table matched" in err and "elsewhere/a.png" in err
+
+
+def test_missing_dataset_path_is_a_one_line_error(tmp_path, capsys):
+    assert _run(tmp_path, "--dataset", f"folder:{tmp_path / 'nowhere'}") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No such file or folder") and "Traceback" not in err
+
+
+def test_labels_unseen_at_fit_are_named_when_scoring():
+    faces = make_synthetic_faces(70, random_state=0)
+    keep = faces.target != "neutral"
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    clf.fit(faces.data[keep], faces.target[keep])
+    with pytest.warns(UserWarning, match=r"label\(s\) \['neutral'\] .* never seen in fit"):
+        score = clf.score(faces.data, faces.target)
+    assert score <= keep.mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.score(faces.data[keep], faces.target[keep])
+
+
+def test_read_only_output_folder_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "runs"))
+
+    # Tests may run as root, for whom chmod does not make a folder read-only.
+    monkeypatch.setattr(store.tempfile, "mkstemp", refuse)
+    assert _run(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Permission denied" in err and "Traceback" not in err
+
+
+def test_disk_full_while_writing_the_report_loses_nothing(tmp_path, capsys, monkeypatch):
+    real = store.write_text
+
+    def full(path, text):
+        if path.name == "report.md":
+            with store.atomic_path(path) as tmp:
+                tmp.write_text(text[:100])
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, text)
+
+    from benchmark import runner
+
+    monkeypatch.setattr(runner, "write_text", full)
+    assert _run(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "--resume" in err
+    run_dir = tmp_path / "runs" / "r"
+    assert not (run_dir / "report.md").exists()
+    assert not list(run_dir.rglob("*.tmp"))
+    json.loads((run_dir / "results.json").read_text())
+    monkeypatch.setattr(runner, "write_text", real)
+    assert _run(tmp_path, "--resume") == 0
+    assert (run_dir / "report.md").read_text().startswith("# Benchmark report: r")
+
+
+def test_out_of_memory_retries_with_half_the_batch_and_says_so(monkeypatch):
+    faces = make_synthetic_faces(70, random_state=0)
+    clf = CNNClassifier(max_epochs=1, batch_size=64, module__width=4, module__depth=2,
+                        random_state=0)
+    real = CNNClassifier.train_step_single
+
+    def small_memory(self, batch, **kwargs):
+        if len(batch[0]) > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return real(self, batch, **kwargs)
+
+    monkeypatch.setattr(CNNClassifier, "train_step_single", small_memory)
+    with pytest.warns(ResourceWarning, match="ran out of memory at batch size 64.*batch size 32"):
+        clf.fit(faces.data, faces.target)
+    assert clf.oom_retries_ == [[64, 32], [32, 16]]
+    assert clf.batch_size_ == 16 and clf.batch_size == 64  # the parameter is untouched
+    assert len(clf.history) == 1
+    monkeypatch.setattr(CNNClassifier, "train_step_single", real)
+    direct = CNNClassifier(max_epochs=1, batch_size=16, module__width=4, module__depth=2,
+                           random_state=0).fit(faces.data, faces.target)
+    np.testing.assert_allclose(clf.predict_proba(faces.data[:8]),
+                               direct.predict_proba(faces.data[:8]), rtol=1e-5)
