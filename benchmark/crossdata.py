@@ -19,11 +19,11 @@ from fer_sklearn.datasets import attach_attributes
 from fer_sklearn.reporting.markdown import ci, pct, register_section, table
 from fer_sklearn.stats import bootstrap_ci
 
-from .config import resolve_config
+from .config import TTA_MODES, resolve_config
 from .progress import log
 from .stages.data import _load_bunch, class_order
 from .stages.evaluate import predict_proba, score
-from .store import write_json
+from .store import to_jsonable, write_json
 
 NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
 NO_MODELS = (
@@ -55,11 +55,13 @@ def _models(run_dir, names):
 
 
 def _default_label(config):
-    """The dataset's folder name (``posed`` for ``csv:posed/labels.csv``)."""
+    """The dataset's file or folder name (``posed`` for ``csv:posed/labels.csv``)."""
     if not config.dataset_path:
         return config.dataset
     path = Path(config.dataset_path)
-    return path.name if path.is_dir() or not path.parent.name else path.parent.name
+    if path.name.lower() == "labels.csv" and path.parent.name:
+        return path.parent.name
+    return path.stem if path.is_file() else path.name
 
 
 def _pick_split(bunch):
@@ -114,6 +116,10 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
                            seed=config["seed"])
     label = label or _default_label(other)
     tta = tta or config.get("tta", "none")
+    if tta in (True, False):
+        tta = "flip" if tta else "none"
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}.")
     models = _models(run_dir, config["models"])
 
     log(f"evaluate: loading {dataset}")
@@ -164,10 +170,12 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
                 y, pred, groups.astype(str).to_numpy(), config.get("min_group_size", 30),
                 n_boot, config["seed"])
     results.setdefault("cross_dataset", {})[label] = entry
+    # As `run` does: the report renders from exactly what results.json holds.
+    results = to_jsonable(results)
     write_json(path, results)
     write_report(run_dir, results)
     log(f"report: {run_dir / 'report.md'} (section 'Other dataset: {label}')")
-    return entry
+    return results["cross_dataset"][label]
 
 
 @register_section("cross_dataset", order=45)

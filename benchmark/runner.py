@@ -162,6 +162,8 @@ def run(config: Config, resume=False):
             log(f"{stage.name}: done in {unit['seconds']:.1f} s")
         ctx.results[stage.name] = unit["result"]
         timings[stage.name] = unit["seconds"]
+    if config.save_models and "search" in ctx.results:
+        save_models(ctx)
     results = {
         "name": config.run_name,
         "config": config.to_dict(),
@@ -177,6 +179,18 @@ def run(config: Config, resume=False):
     write_report(run_dir, results)
     log(f"report: {run_dir / 'report.md'}")
     return run_dir
+
+
+def save_models(ctx):
+    """Copy each fitted model into ``RUN_DIR/models/`` (also after a ``--resume``)."""
+    from .stages.search import save_model
+
+    folder = ctx.run_dir / "models"
+    todo = [m for m in ctx.config.models if not (folder / f"{m}.joblib").is_file()]
+    for model in todo:
+        save_model(ctx.store.get_model(f"model-{model}"), folder, model)
+    if todo:
+        log(f"models saved in {folder}: {', '.join(todo)}")
 
 
 def write_report(run_dir, results=None):

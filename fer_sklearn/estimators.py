@@ -486,6 +486,7 @@ class FERClassifier(NeuralNetClassifier):
         while True:
             try:
                 with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
+                    device = self.device
                     if not warm:
                         self.initialize()
                     return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
@@ -493,12 +494,13 @@ class FERClassifier(NeuralNetClassifier):
                 old = self.batch_size_
                 if warm or old == -1 or old <= 1:
                     raise
-                # Start over at half the batch: the same seed, so the retry is reproducible.
-                self.batch_size_ = old // 2
-                self.oom_retries_.append([old, self.batch_size_])
-                warnings.warn(OOM_RETRY.format(device=self.device, old=old,
-                                               new=self.batch_size_), ResourceWarning, stacklevel=2)
-                free_device_memory()
+            # Start over at half the batch (the same seed, so the retry is reproducible),
+            # outside the except block so that the failed step's tensors can be freed.
+            self.batch_size_ = old // 2
+            self.oom_retries_.append([old, self.batch_size_])
+            warnings.warn(OOM_RETRY.format(device=device, old=old, new=self.batch_size_),
+                          ResourceWarning, stacklevel=2)
+            free_device_memory()
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training (initialising first if needed) on ``X``, ``y``."""

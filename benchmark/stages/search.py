@@ -106,7 +106,8 @@ def search_one(config, model, X, y):
         )
         est = search.best_estimator_
     # Progress callbacks print; the stored model is quiet.
-    est.callbacks = None
+    est.set_params(callbacks=None)
+    est.initialize_callbacks()
     record["history"] = _history(est)
     return est, record
 
@@ -130,10 +131,6 @@ def search_stage(ctx):
             ctx.store.put_model(f"model-{model}", est)
             ctx.store.put_json(key, record)
             out[model] = ctx.store.get_json(key)
-    if config.save_models:
-        for model in config.models:
-            save_model(ctx.store.get_model(f"model-{model}"), ctx.run_dir / "models", model)
-        log(f"search: fitted models saved in {ctx.run_dir / 'models'}")
     return out
 
 
