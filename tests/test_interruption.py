@@ -17,9 +17,7 @@ import textwrap
 import joblib
 import pytest
 
-from benchmark.__main__ import main
 from benchmark.stages import ordered_stages
-from benchmark.stages import search as search_module
 from fer_sklearn.reporting import render_report
 
 TINY = """
@@ -50,6 +48,13 @@ CHILD = textwrap.dedent("""
 
     point, sig = sys.argv[1], getattr(signal, sys.argv[2])
     die = lambda: os.kill(os.getpid(), sig)
+
+    # Every search actually computed is printed, so a resume shows what it redid.
+    searched = search.search_one
+    def announced(config, model, X, y):
+        print("SEARCHED", model, flush=True)
+        return searched(config, model, X, y)
+    search.search_one = announced
 
     if point == "during-search":  # the third fit: inside the cnn grid search
         fit, calls = FERClassifier.fit, []
@@ -87,8 +92,11 @@ def config_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clean_metrics(config_file, tmp_path_factory):
+    # In a fresh process like the interrupted and resumed runs: float results can
+    # depend on process state (thread pools) that earlier tests leave behind.
     out = tmp_path_factory.mktemp("clean")
-    assert main(["run", "--config", str(config_file), "--out", str(out), "--name", "t"]) == 0
+    proc = _child("none", "SIGKILL", config_file, out, out / "cache")
+    assert proc.returncode == 0, proc.stderr[-2000:]
     return _metrics(out / "t")
 
 
@@ -97,8 +105,8 @@ def _metrics(run_dir):
     return {m: r["metrics"] for m, r in results["stages"]["evaluate"]["models"].items()}
 
 
-def _child(point, sig, config_file, out, env_cache):
-    args = ["run", "--config", str(config_file), "--out", str(out), "--name", "t"]
+def _child(point, sig, config_file, out, env_cache, *extra):
+    args = ["run", "--config", str(config_file), "--out", str(out), "--name", "t", *extra]
     env = {**os.environ, "FER_SKLEARN_CACHE": str(env_cache)}
     return subprocess.run([sys.executable, "-c", CHILD, point, sig, *args], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -126,7 +134,7 @@ def _assert_nothing_partial(run_dir):
 ])
 def test_sigkill_then_resume_recomputes_nothing_finished(point, recomputed, config_file,
                                                          clean_metrics, tmp_path,
-                                                         private_cache, monkeypatch):
+                                                         private_cache):
     out = tmp_path / "runs"
     proc = _child(point, "SIGKILL", config_file, out, private_cache)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -136,12 +144,9 @@ def test_sigkill_then_resume_recomputes_nothing_finished(point, recomputed, conf
         assert not (run_dir / "results.json").exists()
     _assert_nothing_partial(run_dir)
 
-    calls = []
-    real = search_module.search_one
-    monkeypatch.setattr(search_module, "search_one",
-                        lambda *a: calls.append(a[1]) or real(*a))
-    assert main(["run", "--config", str(config_file), "--out", str(out), "--name", "t",
-                 "--resume"]) == 0
+    proc = _child("none", "SIGKILL", config_file, out, private_cache, "--resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    calls = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("SEARCHED")]
     assert calls == recomputed
     assert _metrics(run_dir) == clean_metrics
     assert not [p for p in run_dir.rglob("*.tmp")]
