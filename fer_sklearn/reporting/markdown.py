@@ -134,7 +134,7 @@ FER2013_REFERENCES = (
     ("original study: ResNet", "50.46", "reported by the study, different split"),
     ("original study: CNN", "16.13", "reported by the study, different split"),
     ("VGG variant (Khaireddin & Chen, 2021)", "73.28",
-     "reported, PrivateTest, single network, GPU, ~300 epochs, ten-crop"),
+     "reported, PrivateTest, single network, GPU, ~300 epochs"),
     ("ResNet/VGG ensemble baselines (Pramerdorfer & Kampel, 2016)", "72.7 (single) / 75.2",
      "reported, PrivateTest, GPU"),
 )
