@@ -4,6 +4,7 @@ averaging, and scoring saved models on another dataset."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -169,3 +170,17 @@ def test_fer2013_cpu_run_folder_is_named_after_the_profile():
 
 def test_contempt_is_a_known_class():
     assert map_labels(["contemptuous", "happiness"], "x").tolist() == ["contempt", "happy"]
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in REPORTS.glob("*/results.json")))
+def test_committed_reports_rerender_byte_identically(name):
+    from benchmark import crossdata  # noqa: F401  (its section)
+    from benchmark.stages import ordered_stages
+    from fer_sklearn.reporting import render_report
+
+    ordered_stages()
+    results = json.loads((REPORTS / name / "results.json").read_text(encoding="utf-8"))
+    assert render_report(results) == (REPORTS / name / "report.md").read_text(encoding="utf-8")

@@ -325,7 +325,7 @@ def _class_probabilities(class_weights):
         unknown = []
         for name, value in class_weights.items():
             label = canonical_label(name)
-            if label is None:
+            if label not in EMOTIONS:  # unknown, or a class the generator does not draw
                 unknown.append(repr(name))
                 continue
             w[EMOTIONS.index(label)] = _as_weight(value, class_weights)
