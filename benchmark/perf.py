@@ -21,8 +21,6 @@ Everything is timed on this process's threads, one measurement after another
    and warm loading of the zip; the process's peak RSS.
 """
 
-import json
-import platform
 import resource
 import tempfile
 import time
@@ -348,17 +346,11 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
 
 
 def _hardware(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .runner import cpu_name
+
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(0)
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def _g(x):
@@ -441,9 +433,3 @@ def render(r):
                  f"from the cache: {lt['warm_s']:.2f} s.", ""]
     return "\n".join(text)
 
-
-def main_json(path):
-    """Re-render ``perf.md`` beside a ``perf.json``."""
-    path = Path(path)
-    results = json.loads(path.read_text(encoding="utf-8"))
-    write_text(path.with_name("perf.md"), render(results))
