@@ -175,9 +175,8 @@ def loading_notes(d):
             notes[key] = {"count": len(items), "examples": [
                 item[0] if isinstance(item, (list, tuple)) else item
                 for item in items[:_EXAMPLES]]}
-    for key in ("hidden_files",):
-        if report.get(key):
-            notes[key] = {"count": int(report[key])}
+    if report.get("hidden_files"):
+        notes["hidden_files"] = {"count": int(report["hidden_files"])}
     if report.get("empty_folders"):
         notes["empty_folders"] = {"count": len(report["empty_folders"]),
                                   "examples": report["empty_folders"][:_EXAMPLES]}

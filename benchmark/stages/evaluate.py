@@ -16,6 +16,10 @@ from .data import class_order
 _PREDICT_BATCH = 512
 
 
+# Pixels each shifted test-time view moves the face by.
+_SHIFT = 2
+
+
 def _views(X, tta):
     """The test-time views of ``X`` (last two axes are height and width)."""
     if tta in (None, False, "none"):
@@ -34,8 +38,6 @@ def _views(X, tta):
             views.append(np.ascontiguousarray(padded[..., top:top + h, left:left + w]))
     return views
 
-
-_SHIFT = 2
 
 
 def predict_proba(est, X, tta="none", classes=None):

@@ -60,30 +60,26 @@ def confusion_matrices(evaluate, path):
     return _save(fig, path)
 
 
+def _per_epoch(ax, search, key, ylabel):
+    """One line per model: ``key`` of each epoch that recorded it."""
+    for model, record in search.items():
+        hist = [h for h in record["history"] if key in h]
+        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker=".", label=model)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
 def learning_curves(search, path):
     """Training loss per epoch of each model's final fit, and held-out
     accuracy per epoch beside it where the fit held images out."""
     held = any("valid_acc" in h for r in search.values() for h in r["history"])
     fig = _figure(8.0 if held else 4.5, 3.0)
-    ax = fig.add_subplot(1, 2 if held else 1, 1)
-    for model, record in search.items():
-        hist = record["history"]
-        ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker=".",
-                label=model)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    _per_epoch(fig.add_subplot(1, 2 if held else 1, 1), search, "train_loss", "training loss")
     if held:
-        ax = fig.add_subplot(1, 2, 2)
-        for model, record in search.items():
-            hist = [h for h in record["history"] if "valid_acc" in h]
-            ax.plot([h["epoch"] for h in hist], [h["valid_acc"] for h in hist], marker=".",
-                    label=model)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("held-out accuracy (part of Training)")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+        _per_epoch(fig.add_subplot(1, 2, 2), search, "valid_acc",
+                   "held-out accuracy (part of Training)")
     return _save(fig, path)
 
 
