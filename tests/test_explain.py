@@ -51,6 +51,21 @@ def test_explaining_a_given_class_differs_from_the_predicted_one(synthetic_model
         attribute(clf, X, "saliency", target=["joy"] * 8)
 
 
+def test_occlusion_and_ig_feed_the_network_bounded_batches(synthetic_model):
+    # Occlusion once ran 64 occluded copies of each of 64 faces in one pass:
+    # 4,096 images whose activations took gigabytes on FER2013-sized networks.
+    clf, faces, _ = synthetic_model
+    X = faces.data[:64]
+    sizes = []
+    hook = clf.module_.register_forward_hook(lambda m, args, out: sizes.append(len(args[0])))
+    try:
+        for method in ("occlusion", "integrated_gradients"):
+            attribute(clf, X, method)
+    finally:
+        hook.remove()
+    assert sizes and max(sizes) <= 512
+
+
 def test_bad_requests_say_how_to_fix_them(synthetic_model):
     clf, faces, _ = synthetic_model
     with pytest.raises(ValueError, match="Valid methods: saliency"):
