@@ -441,7 +441,8 @@ def render(r):
                  else "bf16 not timed (no fast bfloat16 on this hardware)")
     text = [f"# Performance: {r['device']}", "",
             f"Hardware: {r['hardware']}. Dataset: `{r['dataset']}`; training speed timed on "
-            f"{r['n_train_timed']} images (second epoch), quick-profile recipes. Whole "
+            f"{r['n_train_timed']} images per epoch, after a warm-up epoch, quick-profile "
+            f"recipes. Whole "
             f"benchmark: {r['seconds'] / 60:.1f} min, peak RSS "
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB.", "",
             f"Matmul peak (best of 1024-3072 square): fp32 {_g(peaks['fp32'])} GFLOP/s, "
