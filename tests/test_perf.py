@@ -24,7 +24,7 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     if bf16:
         expected |= {"bf16/contiguous", "bf16/channels_last"}
     assert set(fam["combos"]) == expected
-    assert fam["precision"] == ("bf16" if bf16 else "fp32")
+    assert results["precisions"][-1] == ("bf16" if bf16 else "fp32")
     assert (fam["bf16_over_fp32_train"] is not None) == bf16
     assert fam["estimator_over_plain"] > 0 and 0 < fam["mfu"]
     assert len(fam["rounds"]["estimator"]) == len(fam["rounds"]["plain"]) == 2
