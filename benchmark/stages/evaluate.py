@@ -39,7 +39,6 @@ def _views(X, tta):
     return views
 
 
-
 def predict_proba(est, X, tta="none", classes=None):
     """Probabilities, averaged over the test-time views of ``tta``.
 
