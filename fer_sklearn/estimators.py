@@ -77,6 +77,8 @@ class FERClassifier(NeuralNetClassifier):
     criterion : default=torch.nn.CrossEntropyLoss
     optimizer : default=torch.optim.AdamW
         Its options as ``optimizer__<option>`` (e.g. ``optimizer__weight_decay``).
+        Adam and AdamW run PyTorch's fused implementation where it exists for
+        the device (``optimizer__fused=False`` for the per-tensor one).
     lr : float, default=1e-3
     max_epochs : int, default=10
     batch_size : int, default=64
@@ -304,6 +306,21 @@ class FERClassifier(NeuralNetClassifier):
                 kwargs.setdefault("weight", torch.as_tensor(weight, dtype=torch.float32))
         self.criterion_ = self.initialized_instance(criterion, kwargs)
         return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        # Adam and AdamW take PyTorch's fused kernel (one pass over all the
+        # weights instead of a dozen ops per tensor) where the installed
+        # PyTorch has it for the device; optimizer__fused/foreach override.
+        if self.optimizer in (torch.optim.Adam, torch.optim.AdamW):
+            args, kwargs = self.get_params_for_optimizer(
+                "optimizer", self.get_all_learnable_params())
+            if "fused" not in kwargs and "foreach" not in kwargs:
+                try:
+                    self.optimizer_ = self.optimizer(*args, fused=True, **kwargs)
+                    return self
+                except RuntimeError:  # no fused kernel for this device or version
+                    pass
+        return super().initialize_optimizer()
 
     @property
     def _default_callbacks(self):

@@ -194,6 +194,28 @@ def test_class_weight_label_smoothing_and_optimizer_routing(faces):
     assert clf.optimizer_.param_groups[0]["momentum"] == 0.9
 
 
+def test_adam_runs_fused_where_available_unless_asked_otherwise(faces, monkeypatch):
+    X, y = faces
+    small = dict(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    fused = CNNClassifier(**small).fit(X, y)
+    assert fused.optimizer_.defaults["fused"] is True  # PyTorch >= 2.4 fuses on CPU
+    plain = CNNClassifier(**small, optimizer__fused=False).fit(X, y)
+    assert not plain.optimizer_.defaults["fused"]
+    # Same updates either way, up to rounding.
+    np.testing.assert_allclose(fused.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+    # Where the installed PyTorch has no fused kernel for the device: the per-tensor one.
+    real = torch.optim.AdamW.__init__
+
+    def no_fused(self, params, *args, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be on a supported device")
+        real(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", no_fused)
+    fallback = CNNClassifier(**small).fit(X, y)
+    assert not fallback.optimizer_.defaults.get("fused")
+
+
 def test_lr_schedule_decays_to_zero(faces):
     X, y = faces
     clf = CNNClassifier(max_epochs=3, lr=0.1, module__width=4, module__depth=2,
