@@ -8,9 +8,10 @@ Everything is timed on this process's threads, one measurement after another
 2. per family (the quick profile's recipe and batch size): training images/s
    through the estimator's ``fit`` and through a plain PyTorch loop doing the
    same work (same module, data, augmentation, precision, layout, optimizer),
-   alternating epoch by epoch, so that a drift in a shared or virtual
-   machine's speed does not count as overhead;
-   fp32 vs bf16 and contiguous vs channels-last, for training and inference;
+   and the estimator in every precision (fp32, bf16) and layout (contiguous,
+   channels-last), all taking turns epoch by epoch, so that a drift in a
+   shared or virtual machine's speed does not count as overhead or as a
+   precision's gain; inference in each precision and layout;
    training FLOPs per image (``torch.utils.flop_counter`` over a forward and
    backward pass) x images/s over the peak of the same dtype; inference
    images/s of ``predict_proba`` at batch 512;
@@ -52,7 +53,10 @@ STUDY_EPOCHS, STUDY_TRAIN_SHARE = 10, 0.5
 FAMILIES = ("cnn", "resnet18", "densenet_bc")
 _N_TRAIN = 4096  # images per timed training epoch
 _PREDICT_BATCH = 512
-_ROUNDS = 5  # alternated epochs of the estimator and the plain loop, after a warm-up
+_ROUNDS = 5  # rounds of the precision/layout round robin, after a warm-up epoch each
+# The estimator against the plain loop: shorter epochs, more rounds, so that the
+# two epochs of a pair run within a couple of seconds of each other.
+_PAIR_N, _PAIR_ROUNDS = 2048, 9
 
 
 def _sync(device):
@@ -97,12 +101,6 @@ def _estimator(model, device, precision, channels_last, max_epochs=2, **extra):
                          channels_last=channels_last, random_state=0, **params)
 
 
-def estimator_train_rate(model, X, y, device, precision="bf16", channels_last=True):
-    """Images/s of the estimator's ``fit`` (its second epoch; the first warms up)."""
-    est = _estimator(model, device, precision, channels_last).fit(X, y)
-    return len(X) / est.history[-1, "dur"], est
-
-
 class PlainLoop:
     """A plain PyTorch loop doing the estimator's work: same module architecture,
     data, augmentation, precision, layout, optimizer and loss, nothing else."""
@@ -115,7 +113,8 @@ class PlainLoop:
         self.channels_last = est.channels_last_
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"])
+        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=params["lr"],
+                                           fused=est.optimizer_.defaults.get("fused"))
         self.criterion = nn.CrossEntropyLoss(
             label_smoothing=params.get("label_smoothing", 0.0))
         self.X = torch.as_tensor(X)
@@ -147,33 +146,61 @@ class PlainLoop:
         return len(self.X) / (time.perf_counter() - start)
 
 
-def estimator_vs_plain(model, X, y, device, precision, rounds=None):
-    """Images/s of the estimator's ``fit`` and of a :class:`PlainLoop`, epoch by epoch.
+def _combos(precisions):
+    return [(p, layout) for p in precisions for layout in ("contiguous", "channels_last")]
 
-    After one warm-up epoch each, the two alternate for ``rounds`` epochs each
-    (the estimator continuing with ``partial_fit``). Each round's ratio pairs
-    two neighbouring epochs, so a drift in the machine's speed (other tenants
-    of a virtual machine, clock changes) largely cancels; the median round is
-    reported.
+
+def alternated_rates(model, X, y, device, precisions, rounds=None):
+    """Training images/s of the estimator in every precision and layout, taken
+    in turn epoch by epoch.
+
+    Each estimator first trains one warm-up epoch; then every round trains one
+    more epoch of each (continuing with ``partial_fit``). A ratio pairs epochs
+    of the same round, so a drift in the machine's speed (other tenants of a
+    virtual machine, clock changes) largely cancels.
 
     Returns
     -------
-    dict with the medians ``estimator``, ``plain`` (images/s) and ``ratio``,
-    the per-round lists, and ``est``, the fitted estimator
+    rates : dict
+        ``"precision/layout"`` -> images/s of each round.
+    ests : dict
+        ``"precision/layout"`` -> the fitted estimator.
     """
     rounds = rounds or _ROUNDS
-    est = _estimator(model, device, precision, True, max_epochs=1).fit(X, y)
+    ests = {f"{p}/{layout}": _estimator(model, device, p, layout == "channels_last",
+                                        max_epochs=1).fit(X, y)
+            for p, layout in _combos(precisions)}
+    rates = {key: [] for key in ests}
+    for _ in range(rounds):
+        for key, est in ests.items():
+            est.partial_fit(X, y)
+            rates[key].append(len(X) / est.history[-1, "dur"])
+    return rates, ests
+
+
+def estimator_vs_plain(est, X, y, device, precision, rounds=None):
+    """Images/s of a fitted estimator and of a :class:`PlainLoop` doing its work,
+    alternating epoch by epoch (the estimator continuing with ``partial_fit``)
+    after a warm-up epoch of the loop; each is always preceded by the other.
+
+    Returns
+    -------
+    ours, plain : lists of images/s, one per round
+    """
     loop = PlainLoop(est, X, y, device, precision)
     loop.epoch()
     ours, plain = [], []
-    for _ in range(rounds):
+    for _ in range(rounds or _PAIR_ROUNDS):
         est.partial_fit(X, y)
         ours.append(len(X) / est.history[-1, "dur"])
         plain.append(loop.epoch())
-    ratios = [o / p for o, p in zip(ours, plain)]
-    return {"estimator": float(np.median(ours)), "plain": float(np.median(plain)),
-            "ratio": float(np.median(ratios)), "rounds_estimator": ours,
-            "rounds_plain": plain, "est": est}
+    return ours, plain
+
+
+def _paired(a, b):
+    """Median of the round-by-round ratios a/b, and their range."""
+    ratios = [x / z for x, z in zip(a, b)]
+    return float(np.median(ratios)), [float(min(ratios)), float(max(ratios))]
 
 
 def train_flops_per_image(est, X, device):
@@ -199,39 +226,45 @@ def family(model, X, y, device, peaks):
                       or k == "batch_size"}}
     precisions = [p for p in ("fp32", "bf16") if peaks[p] is not None]
     fast_precision = precisions[-1]
-    side = estimator_vs_plain(model, X, y, device, fast_precision)
-    best_est = side.pop("est")
-    ours, plain = side["estimator"], side["plain"]
+    fast = f"{fast_precision}/channels_last"
+    rates, ests = alternated_rates(model, X, y, device, precisions)
+    best_est = ests[fast]
     combos = {}
-    for precision in precisions:
-        for layout in ("contiguous", "channels_last"):
-            if (precision, layout) == (fast_precision, "channels_last"):
-                rate, est = ours, best_est  # timed just above, alternated with the plain loop
-            else:
-                rate, est = estimator_train_rate(model, X, y, device, precision,
-                                                 layout == "channels_last")
-            combos[f"{precision}/{layout}"] = {
-                "train_images_per_s": rate,
-                "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2),
-                "layout_used": "channels_last" if est.channels_last_ else "contiguous",
-            }
+    for key, est in ests.items():
+        combos[key] = {
+            "train_images_per_s": float(np.median(rates[key])),
+            "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2),
+            "layout_used": "channels_last" if est.channels_last_ else "contiguous",
+        }
     rec["combos"] = combos
+    pair = slice(0, _PAIR_N)
+    ours_rounds, plain_rounds = estimator_vs_plain(best_est, X[pair], y[pair], device,
+                                                   fast_precision)
+    ours, plain = float(np.median(ours_rounds)), float(np.median(plain_rounds))
     rec["estimator_train_images_per_s"] = ours
     rec["plain_train_images_per_s"] = plain
-    rec["estimator_over_plain"] = side["ratio"]
-    rec["rounds"] = {"estimator": side["rounds_estimator"], "plain": side["rounds_plain"]}
+    rec["estimator_over_plain"], rec["estimator_over_plain_range"] = _paired(
+        ours_rounds, plain_rounds)
+    rec["rounds"] = {"estimator": ours_rounds, "plain": plain_rounds,
+                     "n_pair": len(X[pair]), "combos": rates}
     fp32_rate = combos["fp32/contiguous"]["train_images_per_s"]
-    bf16 = combos.get("bf16/channels_last")
-    rec["bf16_over_fp32_train"] = bf16["train_images_per_s"] / fp32_rate if bf16 else None
+    rec["bf16_over_fp32_train"] = rec["bf16_over_fp32_train_range"] = None
+    rec["bf16_over_fp32_same_layout"] = None
+    if "bf16" in precisions:
+        # The fast path against plain fp32, and bf16 alone (both channels-last).
+        rec["bf16_over_fp32_train"], rec["bf16_over_fp32_train_range"] = _paired(
+            rates["bf16/channels_last"], rates["fp32/contiguous"])
+        rec["bf16_over_fp32_same_layout"], _ = _paired(
+            rates["bf16/channels_last"], rates["fp32/channels_last"])
     rec["infer_images_per_s"] = combos[f"{fast_precision}/channels_last"]["infer_images_per_s"]
     rec["forward_flops_per_image"] = flops_per_image(best_est)
     rec["train_flops_per_image"] = train_flops_per_image(best_est, X, device)
-    achieved = rec["train_flops_per_image"] * ours
+    achieved = rec["train_flops_per_image"] * combos[fast]["train_images_per_s"]
     rec["train_flops_per_s"] = achieved
     rec["mfu"] = achieved / peaks[fast_precision]
     rec["mfu_fp32"] = rec["train_flops_per_image"] * fp32_rate / peaks["fp32"]
-    bf16_text = (f"bf16 x{rec['bf16_over_fp32_train']:.2f}" if bf16
-                 else "no fast bf16 here")
+    bf16_text = (f"bf16 x{rec['bf16_over_fp32_train']:.2f}"
+                 if rec["bf16_over_fp32_train"] is not None else "no fast bf16 here")
     log(f"perf {model}: {ours:.0f} img/s training (plain loop {plain:.0f}), {bf16_text}, "
         f"MFU {rec['mfu']:.0%}, inference {rec['infer_images_per_s']:.0f} img/s")
     return rec
@@ -356,7 +389,8 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
     X, y = d.X_train[idx], d.y_train[idx]
     results = {"device": device, "dataset": config.dataset, "n_train_timed": int(len(X)),
                "threads": torch.get_num_threads(), "hardware": _hardware(device),
-               "precisions": list(precisions), "rounds": _ROUNDS}
+               "precisions": list(precisions), "rounds": _PAIR_ROUNDS,
+               "combo_rounds": _ROUNDS}
     log(f"perf: matmul peak ({', '.join(precisions)})")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(dtypes[p], device) if p in precisions else None
@@ -417,11 +451,34 @@ def _g(x):
 def _ratio(f):
     """Estimator/plain ratio, with the range of the paired rounds where recorded."""
     text = f"{f['estimator_over_plain']:.2f}"
-    rounds = f.get("rounds")
-    if rounds:
-        paired = [o / p for o, p in zip(rounds["estimator"], rounds["plain"])]
-        text += f" ({min(paired):.2f}-{max(paired):.2f})"
+    spread = f.get("estimator_over_plain_range")
+    if spread is None and f.get("rounds"):  # reports written before that key
+        spread = _paired(f["rounds"]["estimator"], f["rounds"]["plain"])[1]
+    if spread:
+        text += f" ({spread[0]:.2f}-{spread[1]:.2f})"
     return text
+
+
+def _method(r, layout, main):
+    """How the per-family table was measured (reports before the round robin:
+    one sentence less)."""
+    mfu = (f"MFU: training FLOPs per image (forward and backward, "
+           f"`torch.utils.flop_counter`) x images/s over the {main} matmul peak.")
+    if not r.get("combo_rounds"):
+        return (f"Estimator and plain loop: {layout}, channels-last where safe"
+                + (f", alternating epoch by epoch ({r['rounds']} each after a warm-up; "
+                   "medians, and the median of the paired ratios)" if r.get("rounds") else "")
+                + ". " + mfu)
+    n_pair = next(iter(r["families"].values()))["rounds"]["n_pair"]
+    return (f"Estimator and plain loop: {layout}, channels-last where safe, alternating "
+            f"epoch by epoch on {n_pair} images ({r['rounds']} rounds after a warm-up; "
+            "medians, and the median of the paired ratios with its range). The other "
+            "columns come from a round robin: the estimator in each precision and layout "
+            f"taking turns over {r['n_train_timed']}-image epochs ({r['combo_rounds']} "
+            "rounds after a warm-up; medians). fp32 img/s: PyTorch's default (contiguous) "
+            "layout" + ("; bf16 / fp32: the fast path over it, the median of the paired "
+                        "rounds (range)" if main == "bf16" else "")
+            + "; GFLOP/s and MFU: the fast path's median. " + mfu)
 
 
 def _combo_order(combo):
@@ -452,11 +509,12 @@ def render(r):
             "## Training and inference per family", ""]
     rows = []
     for m, f in fams.items():
-        ratio = f["bf16_over_fp32_train"]
+        ratio, spread = f["bf16_over_fp32_train"], f.get("bf16_over_fp32_train_range")
         rows.append([m, f"{f['estimator_train_images_per_s']:.0f}",
                      f"{f['plain_train_images_per_s']:.0f}", _ratio(f),
                      f"{f['combos']['fp32/contiguous']['train_images_per_s']:.0f}",
-                     f"{ratio:.2f}" if ratio is not None else "n/a",
+                     "n/a" if ratio is None else f"{ratio:.2f}" + (
+                         f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else ""),
                      f"{f['train_flops_per_image'] / 1e6:.0f}",
                      f"{_g(f['train_flops_per_s'])}", f"{f['mfu']:.0%}",
                      f"{f['infer_images_per_s']:.0f}"])
@@ -464,12 +522,12 @@ def render(r):
     text += [table(rows, ["model", "estimator img/s", "plain loop img/s", "ratio (range)",
                           "fp32 img/s", "bf16 / fp32", "train MFLOP/img", "GFLOP/s",
                           f"MFU ({main})", "infer img/s (batch 512)"]), "",
-             f"Estimator and plain loop: {layout}, channels-last where safe"
-             + (f", alternating epoch by epoch ({r['rounds']} each after a warm-up; "
-                "medians, and the median of the paired ratios)" if r.get("rounds") else "")
-             + f". MFU: training FLOPs per image (forward and backward, "
-             f"`torch.utils.flop_counter`) x images/s over the {main} matmul peak.", "",
-             "### Precision and memory layout", ""]
+             _method(r, layout, main), ""]
+    same = [f"{m} {f['bf16_over_fp32_same_layout']:.2f}" for m, f in fams.items()
+            if f.get("bf16_over_fp32_same_layout") is not None]
+    if same:
+        text += ["bf16 alone (both sides channels-last): " + ", ".join(same) + ".", ""]
+    text += ["### Precision and memory layout", ""]
     rows = []
     for m, f in fams.items():
         for combo in sorted(f["combos"], key=_combo_order):
@@ -478,7 +536,9 @@ def render(r):
                          f"{c['infer_images_per_s']:.0f}"])
     text += [table(rows, ["model", "precision/layout asked", "layout used", "train img/s",
                           "infer img/s"]), "",
-             "The layout used differs from the one asked where channels-last would hit a "
+             ("Training: the medians of the round robin above. " if
+              r.get("combo_rounds") else "")
+             + "The layout used differs from the one asked where channels-last would hit a "
              "oneDNN memory-corruption bug (narrow strided 1x1 convolutions on CPU).", ""]
     o = r["original_pipeline"]
     rows = [["original: ResNet-18, 224x224x3 fp32, JPEG + PIL per item, batch 32",
@@ -492,7 +552,7 @@ def render(r):
         text += [f"Ours trains **{o['ratio']:.0f}x** as many images per second.", ""]
     c = r.get("convergence")
     if c:
-        precisions = list(c["curves"])
+        precisions = [p for p in ("fp32", "bf16") if p in c["curves"]]  # JSON sorts keys
         rows = [[row["epoch"]] + [x for p in precisions for x in (
             f"{c['curves'][p][i]['train_s']:.0f}", f"{c['curves'][p][i]['val_acc']:.1%}")]
             for i, row in enumerate(c["curves"][precisions[0]])]

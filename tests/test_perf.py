@@ -1,6 +1,7 @@
 """`benchmark perf` end to end at toy sizes (the real figures: reports/perf-cpu)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,10 +9,14 @@ from benchmark import perf
 from benchmark.__main__ import main
 from fer_sklearn._torch_utils import bf16_supported
 
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
 
 def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     monkeypatch.setattr(perf, "_N_TRAIN", 256)
     monkeypatch.setattr(perf, "_ROUNDS", 2)
+    monkeypatch.setattr(perf, "_PAIR_N", 128)
+    monkeypatch.setattr(perf, "_PAIR_ROUNDS", 3)
     real = perf.original_pipeline_rate
     monkeypatch.setattr(perf, "original_pipeline_rate",
                         lambda X, y, device: real(X, y, device, n_batches=1, batch=8))
@@ -27,7 +32,12 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     assert results["precisions"][-1] == ("bf16" if bf16 else "fp32")
     assert (fam["bf16_over_fp32_train"] is not None) == bf16
     assert fam["estimator_over_plain"] > 0 and 0 < fam["mfu"]
-    assert len(fam["rounds"]["estimator"]) == len(fam["rounds"]["plain"]) == 2
+    # estimator vs plain loop: 3 alternated rounds on 128 images; the round robin of
+    # precisions and layouts: 2 rounds on all 256
+    assert len(fam["rounds"]["estimator"]) == len(fam["rounds"]["plain"]) == 3
+    assert fam["rounds"]["n_pair"] == 128 and results["n_train_timed"] == 256
+    assert {k: len(v) for k, v in fam["rounds"]["combos"].items()} == dict.fromkeys(expected, 2)
+    assert (fam["bf16_over_fp32_same_layout"] is not None) == bf16
     assert fam["train_flops_per_image"] == pytest.approx(3 * fam["forward_flops_per_image"],
                                                          rel=0.05)
     assert results["original_pipeline"]["ratio"] > 1
@@ -44,3 +54,10 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
 def test_perf_rejects_models_without_a_quick_recipe(capsys):
     assert main(["perf", "--models", "mobilenet_v3_small"]) == 2
     assert "no recipe for ['mobilenet_v3_small']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in REPORTS.glob("perf-*")
+                                          if (p / "perf.json").exists()))
+def test_committed_perf_reports_rerender_identically(folder):
+    results = json.loads((REPORTS / folder / "perf.json").read_text())
+    assert perf.render(results) == (REPORTS / folder / "perf.md").read_text()
