@@ -146,10 +146,6 @@ class PlainLoop:
         return len(self.X) / (time.perf_counter() - start)
 
 
-def _combos(precisions):
-    return [(p, layout) for p in precisions for layout in ("contiguous", "channels_last")]
-
-
 def alternated_rates(model, X, y, device, precisions, rounds=None):
     """Training images/s of the estimator in every precision and layout, taken
     in turn epoch by epoch.
@@ -169,7 +165,7 @@ def alternated_rates(model, X, y, device, precisions, rounds=None):
     rounds = rounds or _ROUNDS
     ests = {f"{p}/{layout}": _estimator(model, device, p, layout == "channels_last",
                                         max_epochs=1).fit(X, y)
-            for p, layout in _combos(precisions)}
+            for p in precisions for layout in ("contiguous", "channels_last")}
     rates = {key: [] for key in ests}
     for _ in range(rounds):
         for key, est in ests.items():
@@ -472,12 +468,13 @@ def _method(r, layout, main):
     n_pair = next(iter(r["families"].values()))["rounds"]["n_pair"]
     return (f"Estimator and plain loop: {layout}, channels-last where safe, alternating "
             f"epoch by epoch on {n_pair} images ({r['rounds']} rounds after a warm-up; "
-            "medians, and the median of the paired ratios with its range). The other "
-            "columns come from a round robin: the estimator in each precision and layout "
-            f"taking turns over {r['n_train_timed']}-image epochs ({r['combo_rounds']} "
-            "rounds after a warm-up; medians). fp32 img/s: PyTorch's default (contiguous) "
-            "layout" + ("; bf16 / fp32: the fast path over it, the median of the paired "
-                        "rounds (range)" if main == "bf16" else "")
+            "medians, and the median of the paired ratios with its range). The training "
+            "columns after it come from a round robin: the estimator in each precision and "
+            f"layout taking turns over {r['n_train_timed']}-image epochs "
+            f"({r['combo_rounds']} rounds after a warm-up; medians). fp32 img/s: PyTorch's "
+            "default (contiguous) layout" + (
+                "; bf16 / fp32: the fast path over it, the median of the paired rounds "
+                "(range)" if main == "bf16" else "")
             + "; GFLOP/s and MFU: the fast path's median. " + mfu)
 
 
