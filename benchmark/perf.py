@@ -6,12 +6,13 @@ Everything is timed on this process's threads, one measurement after another
 1. the dense-matmul peak in fp32 and bf16 (best of several sizes): the ceiling
    that model-FLOP utilisation is measured against;
 2. per family (the quick profile's recipe and batch size): training images/s
-   through the estimator's ``fit`` and through a plain PyTorch loop doing the
-   same work (same module, data, augmentation, precision, layout, optimizer),
-   and the estimator in every precision (fp32, bf16) and layout (contiguous,
-   channels-last), all taking turns epoch by epoch, so that a drift in a
-   shared or virtual machine's speed does not count as overhead or as a
-   precision's gain; inference in each precision and layout;
+   of the estimator's ``fit`` in every precision (fp32, bf16) and layout
+   (contiguous, channels-last), the four taking turns epoch by epoch; then
+   the fast one against a plain PyTorch loop doing the same work (a module of
+   the same architecture, the same data, augmentation, precision, layout,
+   optimizer and loss), the two alternating epoch by epoch. Taking turns
+   keeps a drift in a shared or virtual machine's speed from counting as
+   overhead or as a precision's gain. Inference in each precision and layout;
    training FLOPs per image (``torch.utils.flop_counter`` over a forward and
    backward pass) x images/s over the peak of the same dtype; inference
    images/s of ``predict_proba`` at batch 512;
@@ -236,26 +237,26 @@ def family(model, X, y, device, peaks):
     pair = slice(0, _PAIR_N)
     ours_rounds, plain_rounds = estimator_vs_plain(best_est, X[pair], y[pair], device,
                                                    fast_precision)
-    ours, plain = float(np.median(ours_rounds)), float(np.median(plain_rounds))
+    ours = combos[fast]["train_images_per_s"]
+    # The fast path's speed is the round robin's (longer epochs, like the other
+    # combinations); the pair's own medians go beside the plain loop's.
     rec["estimator_train_images_per_s"] = ours
-    rec["plain_train_images_per_s"] = plain
-    rec["estimator_over_plain"], rec["estimator_over_plain_range"] = _paired(
-        ours_rounds, plain_rounds)
-    rec["rounds"] = {"estimator": ours_rounds, "plain": plain_rounds,
-                     "n_pair": len(X[pair]), "combos": rates}
+    rec["paired_estimator_images_per_s"] = float(np.median(ours_rounds))
+    rec["plain_train_images_per_s"] = plain = float(np.median(plain_rounds))
+    rec["estimator_over_plain"] = _paired(ours_rounds, plain_rounds)[0]
+    rec["rounds"] = {"estimator": ours_rounds, "plain": plain_rounds, "combos": rates}
     fp32_rate = combos["fp32/contiguous"]["train_images_per_s"]
-    rec["bf16_over_fp32_train"] = rec["bf16_over_fp32_train_range"] = None
-    rec["bf16_over_fp32_same_layout"] = None
+    rec["bf16_over_fp32_train"] = rec["bf16_over_fp32_same_layout"] = None
     if "bf16" in precisions:
         # The fast path against plain fp32, and bf16 alone (both channels-last).
-        rec["bf16_over_fp32_train"], rec["bf16_over_fp32_train_range"] = _paired(
-            rates["bf16/channels_last"], rates["fp32/contiguous"])
-        rec["bf16_over_fp32_same_layout"], _ = _paired(
-            rates["bf16/channels_last"], rates["fp32/channels_last"])
+        rec["bf16_over_fp32_train"] = _paired(rates["bf16/channels_last"],
+                                              rates["fp32/contiguous"])[0]
+        rec["bf16_over_fp32_same_layout"] = _paired(rates["bf16/channels_last"],
+                                                    rates["fp32/channels_last"])[0]
     rec["infer_images_per_s"] = combos[f"{fast_precision}/channels_last"]["infer_images_per_s"]
     rec["forward_flops_per_image"] = flops_per_image(best_est)
     rec["train_flops_per_image"] = train_flops_per_image(best_est, X, device)
-    achieved = rec["train_flops_per_image"] * combos[fast]["train_images_per_s"]
+    achieved = rec["train_flops_per_image"] * ours
     rec["train_flops_per_s"] = achieved
     rec["mfu"] = achieved / peaks[fast_precision]
     rec["mfu_fp32"] = rec["train_flops_per_image"] * fp32_rate / peaks["fp32"]
@@ -386,7 +387,7 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
     results = {"device": device, "dataset": config.dataset, "n_train_timed": int(len(X)),
                "threads": torch.get_num_threads(), "hardware": _hardware(device),
                "precisions": list(precisions), "rounds": _PAIR_ROUNDS,
-               "combo_rounds": _ROUNDS}
+               "combo_rounds": _ROUNDS, "pair_images": int(min(_PAIR_N, len(X)))}
     log(f"perf: matmul peak ({', '.join(precisions)})")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(dtypes[p], device) if p in precisions else None
@@ -447,11 +448,22 @@ def _g(x):
 def _ratio(f):
     """Estimator/plain ratio, with the range of the paired rounds where recorded."""
     text = f"{f['estimator_over_plain']:.2f}"
-    spread = f.get("estimator_over_plain_range")
-    if spread is None and f.get("rounds"):  # reports written before that key
-        spread = _paired(f["rounds"]["estimator"], f["rounds"]["plain"])[1]
-    if spread:
-        text += f" ({spread[0]:.2f}-{spread[1]:.2f})"
+    if f.get("rounds"):
+        low, high = _paired(f["rounds"]["estimator"], f["rounds"]["plain"])[1]
+        text += f" ({low:.2f}-{high:.2f})"
+    return text
+
+
+def _bf16_ratio(f):
+    """bf16 (channels-last) over fp32 (contiguous), with the range of the paired
+    rounds where recorded; n/a without bf16."""
+    if f["bf16_over_fp32_train"] is None:
+        return "n/a"
+    text = f"{f['bf16_over_fp32_train']:.2f}"
+    combos = f.get("rounds", {}).get("combos")
+    if combos:
+        low, high = _paired(combos["bf16/channels_last"], combos["fp32/contiguous"])[1]
+        text += f" ({low:.2f}-{high:.2f})"
     return text
 
 
@@ -465,17 +477,16 @@ def _method(r, layout, main):
                 + (f", alternating epoch by epoch ({r['rounds']} each after a warm-up; "
                    "medians, and the median of the paired ratios)" if r.get("rounds") else "")
                 + ". " + mfu)
-    n_pair = next(iter(r["families"].values()))["rounds"]["n_pair"]
-    return (f"Estimator and plain loop: {layout}, channels-last where safe, alternating "
-            f"epoch by epoch on {n_pair} images ({r['rounds']} rounds after a warm-up; "
-            "medians, and the median of the paired ratios with its range). The training "
-            "columns after it come from a round robin: the estimator in each precision and "
-            f"layout taking turns over {r['n_train_timed']}-image epochs "
-            f"({r['combo_rounds']} rounds after a warm-up; medians). fp32 img/s: PyTorch's "
-            "default (contiguous) layout" + (
-                "; bf16 / fp32: the fast path over it, the median of the paired rounds "
-                "(range)" if main == "bf16" else "")
-            + "; GFLOP/s and MFU: the fast path's median. " + mfu)
+    return (f"Training speeds come from a round robin: the estimator in each precision "
+            f"and layout taking turns over {r['n_train_timed']}-image epochs "
+            f"({r['combo_rounds']} rounds after a warm-up epoch each; medians). train "
+            f"img/s: the fast path ({layout}, channels-last where safe); fp32 img/s: fp32 in "
+            "PyTorch's default (contiguous) layout"
+            + ("; bf16 / fp32: the first over the second, the median of the paired rounds "
+               "(range)" if main == "bf16" else "")
+            + ". Then the fast path and a plain PyTorch loop doing the same work alternate "
+            f"epoch by epoch on {r['pair_images']} images ({r['rounds']} rounds; medians, "
+            "and the median of the paired ratios with its range). " + mfu)
 
 
 def _combo_order(combo):
@@ -496,27 +507,31 @@ def render(r):
     bf16_peak = (f"bf16 {_g(peaks['bf16'])} GFLOP/s" if has_bf16
                  else "bf16 not timed (no fast bfloat16 on this hardware)")
     text = [f"# Performance: {r['device']}", "",
-            f"Hardware: {r['hardware']}. Dataset: `{r['dataset']}`; training speed timed on "
-            f"{r['n_train_timed']} images per epoch, after a warm-up epoch, quick-profile "
-            f"recipes. Whole "
-            f"benchmark: {r['seconds'] / 60:.1f} min, peak RSS "
+            f"Hardware: {r['hardware']}. Dataset: `{r['dataset']}`; "
+            + ("quick-profile recipes (how each figure was timed: below the first table). "
+               if r.get("combo_rounds") else
+               f"training speed timed on {r['n_train_timed']} images per epoch, after a "
+               "warm-up epoch, quick-profile recipes. ")
+            + f"Whole benchmark: {r['seconds'] / 60:.1f} min, peak RSS "
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB.", "",
             f"Matmul peak (best of 1024-3072 square): fp32 {_g(peaks['fp32'])} GFLOP/s, "
             f"{bf16_peak}.", "",
             "## Training and inference per family", ""]
     rows = []
+    paired = "paired_estimator_images_per_s" in next(iter(fams.values()))
     for m, f in fams.items():
-        ratio, spread = f["bf16_over_fp32_train"], f.get("bf16_over_fp32_train_range")
-        rows.append([m, f"{f['estimator_train_images_per_s']:.0f}",
-                     f"{f['plain_train_images_per_s']:.0f}", _ratio(f),
+        plain = f"{f['plain_train_images_per_s']:.0f}"
+        if paired:
+            plain = f"{f['paired_estimator_images_per_s']:.0f} vs {plain}"
+        rows.append([m, f"{f['estimator_train_images_per_s']:.0f}", plain, _ratio(f),
                      f"{f['combos']['fp32/contiguous']['train_images_per_s']:.0f}",
-                     "n/a" if ratio is None else f"{ratio:.2f}" + (
-                         f" ({spread[0]:.2f}-{spread[1]:.2f})" if spread else ""),
-                     f"{f['train_flops_per_image'] / 1e6:.0f}",
+                     _bf16_ratio(f), f"{f['train_flops_per_image'] / 1e6:.0f}",
                      f"{_g(f['train_flops_per_s'])}", f"{f['mfu']:.0%}",
                      f"{f['infer_images_per_s']:.0f}"])
     layout = "bf16 autocast" if main == "bf16" else "fp32"
-    text += [table(rows, ["model", "estimator img/s", "plain loop img/s", "ratio (range)",
+    speed = (["train img/s", "estimator vs plain loop img/s"] if paired
+             else ["estimator img/s", "plain loop img/s"])
+    text += [table(rows, ["model", *speed, "ratio (range)",
                           "fp32 img/s", "bf16 / fp32", "train MFLOP/img", "GFLOP/s",
                           f"MFU ({main})", "infer img/s (batch 512)"]), "",
              _method(r, layout, main), ""]

@@ -196,9 +196,11 @@ def test_class_weight_label_smoothing_and_optimizer_routing(faces):
 
 def test_adam_runs_fused_where_available_unless_asked_otherwise(faces, monkeypatch):
     X, y = faces
-    small = dict(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    small = dict(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                 precision="fp32")
     fused = CNNClassifier(**small).fit(X, y)
-    assert fused.optimizer_.defaults["fused"] is True  # PyTorch >= 2.4 fuses on CPU
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4):
+        assert fused.optimizer_.defaults["fused"] is True  # a fused CPU kernel since 2.4
     plain = CNNClassifier(**small, optimizer__fused=False).fit(X, y)
     assert not plain.optimizer_.defaults["fused"]
     # Same updates either way, up to rounding.

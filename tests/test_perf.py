@@ -35,7 +35,7 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     # estimator vs plain loop: 3 alternated rounds on 128 images; the round robin of
     # precisions and layouts: 2 rounds on all 256
     assert len(fam["rounds"]["estimator"]) == len(fam["rounds"]["plain"]) == 3
-    assert fam["rounds"]["n_pair"] == 128 and results["n_train_timed"] == 256
+    assert results["pair_images"] == 128 and results["n_train_timed"] == 256
     assert {k: len(v) for k, v in fam["rounds"]["combos"].items()} == dict.fromkeys(expected, 2)
     assert (fam["bf16_over_fp32_same_layout"] is not None) == bf16
     assert fam["train_flops_per_image"] == pytest.approx(3 * fam["forward_flops_per_image"],
