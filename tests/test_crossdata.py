@@ -74,6 +74,9 @@ def test_profile_holds_out_part_of_training_for_learning_curves(fer_run):
         assert all("valid_acc" in h for h in record["history"])
     report = (fer_run / "report.md").read_text()
     assert "only draw the learning curve" in report
+    assert "Time budget 20 min; one epoch estimated at" in report
+    assert "all 2 epochs of the recipe fit" in report  # the tiny cnn's
+    assert search["cnn"]["time_budget"]["epochs"] == 2
     assert "Model selection: none" in report
     assert "ten views" in report
 
@@ -158,6 +161,45 @@ def test_tta_and_holdout_are_validated(tmp_path):
     toml.write_text("[recipes.cnn]\nholdout = 0.7\n")
     with pytest.raises(ValueError, match="recipes.cnn.holdout must be"):
         resolve_config(toml)
+
+
+def test_time_budget_is_validated(tmp_path):
+    toml = tmp_path / "c.toml"
+    for bad in ("-5", "true", "'long'"):
+        toml.write_text(f"[recipes.cnn]\ntime_budget = {bad}\n")
+        with pytest.raises(ValueError, match="recipes.cnn.time_budget must be"):
+            resolve_config(toml)
+    toml.write_text("[recipes.cnn]\ntime_budget = 60\n[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
+    with pytest.raises(ValueError, match="time_budget applies to one fit"):
+        resolve_config(toml)
+    assert resolve_config(dataset="fer2013:x.zip", profile="fer2013-cpu").recipe(
+        "cnn")["time_budget"] == 20 * 60
+
+
+def _tiny_budget_config(budget):
+    recipe = {"params": {"max_epochs": 3, "batch_size": 16, "module__width": 4,
+                         "module__depth": 2, "lr": 3e-3},
+              "grid": {}, "holdout": 0.1, "time_budget": budget}
+    return resolve_config(models=["cnn"], recipes={"cnn": recipe})
+
+
+def test_time_budget_shortens_the_schedule_and_leaves_the_fit_unchanged():
+    from benchmark.stages.search import search_one
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    X, y = make_synthetic_faces(n_samples=160, random_state=0, return_X_y=True)
+    assert _tiny_budget_config(1).recipe("cnn")["grid"] == {}  # `grid = {}` clears the profile's
+    short, record = search_one(_tiny_budget_config(1e-6), "cnn", X, y)
+    plan = record["time_budget"]
+    assert plan["max_epochs"] == 3 and plan["epochs"] == 1 and len(short.history) == 1
+    assert plan["probe_images"] == len(y) and plan["probe_images_per_s"] > 0
+    assert plan["epoch_s"] > 0
+
+    roomy, record = search_one(_tiny_budget_config(3600), "cnn", X, y)
+    assert record["time_budget"]["epochs"] == 3 and len(roomy.history) == 3
+    # The probe draws no random numbers the fit would see: same fit as without it.
+    plain, _ = search_one(_tiny_budget_config(None), "cnn", X, y)
+    np.testing.assert_array_equal(roomy.predict_proba(X), plain.predict_proba(X))
 
 
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():

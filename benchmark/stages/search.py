@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
+from fer_sklearn.reporting.markdown import budget_text
 
 from ..config import _did_you_mean
 from ..parallel import cluster_for, fits_on
@@ -62,6 +64,45 @@ def _history(est):
     return [{k: row[k] for k in keys if k in row} for row in est.history]
 
 
+# The time-budget probe: one warm-up epoch, then one timed epoch, on this many
+# training batches.
+_PROBE_BATCHES = 24
+
+
+def epochs_within(est, X, y, budget, holdout=None, seed=0):
+    """How many of ``est``'s epochs fit ``budget`` seconds of training here.
+
+    A throwaway copy of ``est`` trains two epochs on a stratified sample of
+    ``_PROBE_BATCHES`` batches; the second epoch's images/s, applied to the
+    training share of ``X`` (plus a third of that cost for the ``holdout``
+    share, which is only scored), estimates one epoch. The fit itself is
+    seeded on its own, so the probe changes none of its random draws.
+
+    Returns
+    -------
+    dict
+        ``budget_s``, ``probe_images``, ``probe_images_per_s``, ``epoch_s``
+        (the estimate), ``max_epochs`` (the recipe's) and ``epochs``: the
+        most that fit, at least 1 and at most ``max_epochs``.
+    """
+    n = min(len(y), est.batch_size * _PROBE_BATCHES)
+    idx = np.arange(len(y))
+    if n < len(y):
+        try:
+            idx, _ = train_test_split(idx, train_size=n, stratify=y, random_state=seed)
+        except ValueError:  # a class too rare to stratify: a plain sample times as well
+            idx = np.random.default_rng(seed).choice(len(y), n, replace=False)
+    probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None)
+    probe.fit(X[idx], y[idx])
+    rate = n / probe.history[-1, "dur"]
+    share = holdout or 0.0
+    epoch_s = len(y) * ((1 - share) + share / 3) / rate
+    planned = est.max_epochs
+    return {"budget_s": budget, "probe_images": int(n), "probe_images_per_s": float(rate),
+            "epoch_s": float(epoch_s), "max_epochs": int(planned),
+            "epochs": int(min(planned, max(1, budget // epoch_s)))}
+
+
 def search_one(config, model, X, y):
     """Search ``model``'s grid on ``(X, y)``; returns ``(fitted estimator, record)``."""
     recipe = config.recipe(model)
@@ -78,6 +119,11 @@ def search_one(config, model, X, y):
             record["holdout"] = holdout
         log(f"search {model}: no grid, one fit on {len(y)} images"
             + (f" ({holdout:.0%} held out for the learning curve)" if holdout else ""))
+        if recipe["time_budget"]:
+            plan = epochs_within(est, X, y, recipe["time_budget"], holdout, config.seed)
+            est.set_params(max_epochs=plan["epochs"])
+            record["time_budget"] = plan
+            log(f"search {model}: {budget_text(plan)}")
         start = time.perf_counter()
         est.fit(X, y)
         record.update(cv=None, best_params={}, refit_time=time.perf_counter() - start)

@@ -66,6 +66,16 @@ def params_text(params):
     return ", ".join(f"{k.replace('module__', '')}={v}" for k, v in sorted(params.items())) or "-"
 
 
+def budget_text(plan):
+    """One sentence on how a time budget set a fit's epochs."""
+    head = (f"time budget {plan['budget_s'] / 60:.0f} min; one epoch estimated at "
+            f"{plan['epoch_s']:.0f} s here ({plan['probe_images_per_s']:.0f} images/s "
+            f"over a {plan['probe_images']}-image probe)")
+    if plan["epochs"] < plan["max_epochs"]:
+        return f"{head}, so {plan['epochs']} of the recipe's {plan['max_epochs']} epochs"
+    return f"{head}: all {plan['max_epochs']} epochs of the recipe fit"
+
+
 def _models_of(results, present):
     """The run's models in the order the config lists them."""
     return [m for m in results["config"]["models"] if m in present]
@@ -190,6 +200,10 @@ def _models(results):
                      f"{s['holdout']:.0%} (stratified) only draw the learning curve.", ""]
         else:
             text += [f"No grid: one fit in {s['refit_time']:.0f} s.", ""]
+        if s.get("time_budget"):
+            sentence = budget_text(s["time_budget"])
+            text += [f"{sentence[0].upper()}{sentence[1:]}; the schedule spans the epochs "
+                     "trained.", ""]
         if evaluate and model in evaluate["models"]:
             per = evaluate["models"][model]["per_class"]
             rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
