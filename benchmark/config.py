@@ -9,6 +9,7 @@ keyed by registry name, and merge key by key across the layers.
 import copy
 import difflib
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,7 +24,7 @@ UNKNOWN_VALUE = "Unknown {what} {value!r}.{hint} Valid values: {valid}."
 BAD_VALUE = "{key} must be {expected}; got {value!r}."
 BAD_TOML = "Cannot read config file {path}: {reason}."
 BUDGET_WITH_GRID = ("recipes.{model}: time_budget applies to one fit, so it needs an empty "
-                    "grid; remove the grid or the time_budget.")
+                    "grid; set grid = {{}} or time_budget = 0.")
 MISSING_CONFIG = "Config file {path} does not exist."
 BAD_DATASET = (
     "dataset {value!r} is not one of synthetic, fer2013:PATH, folder:PATH, csv:PATH "
@@ -194,7 +195,8 @@ class Config:
         profile's name alone when it starts with the dataset kind
         (``fer2013-cpu``).
     seed : int
-        Seeds the split, the folds, every model and the bootstrap.
+        Seeds the split, the folds, every model and the bootstrap. (A
+        recipe's ``time_budget`` can still make its epochs machine-dependent.)
     n_jobs : int
         Parallel fits in the search on the ``loky`` backend (1: in this process).
     backend : {"loky", "dask"}
@@ -231,10 +233,12 @@ class Config:
         (searched values), optionally ``max_train`` and, for a recipe without
         a grid, ``holdout``: a stratified fraction of the training images
         kept out of the fit to draw held-out learning curves (nothing is
-        selected on it), and ``time_budget``: seconds the fit may take; a
-        short timed probe on this machine then lowers ``max_epochs`` (the
-        schedule is laid out over the epochs that fit) when the recipe's
-        epochs would take longer.
+        selected on it), and ``time_budget``: about how many seconds the fit
+        may take (0 or false: no budget); a short timed probe on this
+        machine then lowers ``max_epochs`` (the schedule is laid out over
+        the epochs that fit) when the recipe's epochs would take longer.
+        The epochs trained then depend on the machine and its load; the
+        run's results record them.
     min_group_size : int
         Fairness audit: groups with fewer test images are shown but marked
         too small to judge and left out of gaps.
@@ -321,10 +325,11 @@ _PROFILE_KEYS = ("description",) + FIELDS
 def _merge(base, update):
     """Recursive dict merge: mappings merge key by key, anything else replaces.
 
-    An empty mapping replaces too, so ``grid = {}`` clears a profile's grid."""
+    An empty ``grid`` replaces too, so ``grid = {}`` clears a profile's grid."""
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and value and isinstance(out.get(key), dict):
+        clears = key == "grid" and not value
+        if isinstance(value, dict) and not clears and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -384,12 +389,13 @@ def _validate(values):
                                              expected="None or a number in (0, 0.5)",
                                              value=holdout))
         budget = recipe.get("time_budget")
-        if budget is not None and (isinstance(budget, bool) or not isinstance(
-                budget, (int, float)) or budget <= 0):
+        if budget is not None and budget is not False and budget != 0 and (
+                isinstance(budget, bool) or not isinstance(budget, (int, float))
+                or not math.isfinite(budget) or budget < 0):
             problems.append(BAD_VALUE.format(key=f"recipes.{model}.time_budget",
-                                             expected="None or a number of seconds > 0",
-                                             value=budget))
-        elif budget is not None and recipe.get("grid"):
+                                             expected="a finite number of seconds > 0, or "
+                                             "0 or false for none", value=budget))
+        elif budget and recipe.get("grid"):
             problems.append(BUDGET_WITH_GRID.format(model=model))
         for name, values_ in recipe.get("grid", {}).items():
             if not isinstance(values_, list) or not values_:

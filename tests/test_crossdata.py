@@ -165,13 +165,22 @@ def test_tta_and_holdout_are_validated(tmp_path):
 
 def test_time_budget_is_validated(tmp_path):
     toml = tmp_path / "c.toml"
-    for bad in ("-5", "true", "'long'"):
+    for bad in ("-5", "true", "'long'", "inf"):
         toml.write_text(f"[recipes.cnn]\ntime_budget = {bad}\n")
         with pytest.raises(ValueError, match="recipes.cnn.time_budget must be"):
             resolve_config(toml)
     toml.write_text("[recipes.cnn]\ntime_budget = 60\n[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
     with pytest.raises(ValueError, match="time_budget applies to one fit"):
         resolve_config(toml)
+    # A profile's budget can be turned off, and then a grid is allowed.
+    toml.write_text("[recipes.cnn]\ntime_budget = 0\n[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
+    config = resolve_config(toml, dataset="fer2013:x.zip", profile="fer2013-cpu")
+    assert config.recipe("cnn")["grid"] == {"lr": [1e-3, 3e-3]}
+    # Only an empty grid replaces; other empty tables leave the profile's values.
+    toml.write_text("[recipes.cnn.params]\n[recipes.cnn.grid]\n")
+    config = resolve_config(toml, dataset="fer2013:x.zip", profile="fer2013-cpu")
+    assert config.recipe("cnn")["params"]["max_epochs"] == 30
+    assert config.recipe("cnn")["grid"] == {}
     assert resolve_config(dataset="fer2013:x.zip", profile="fer2013-cpu").recipe(
         "cnn")["time_budget"] == 20 * 60
 
@@ -200,6 +209,35 @@ def test_time_budget_shortens_the_schedule_and_leaves_the_fit_unchanged():
     # The probe draws no random numbers the fit would see: same fit as without it.
     plain, _ = search_one(_tiny_budget_config(None), "cnn", X, y)
     np.testing.assert_array_equal(roomy.predict_proba(X), plain.predict_proba(X))
+
+
+def test_time_budget_arithmetic(monkeypatch):
+    from benchmark.stages import search as search_module
+
+    class Probe:
+        """Stands in for the probe's clone: every epoch takes 2 s."""
+        def set_params(self, **params):
+            self.params = params
+            return self
+
+        def fit(self, X, y):
+            self.seen = y
+            self.history = {(-1, "dur"): 2.0}
+
+    probe = Probe()
+    monkeypatch.setattr(search_module, "clone", lambda est: probe)
+    est = FERClassifier(max_epochs=30, batch_size=10, class_weight={"disgust": 3.0})
+    y = np.array(["disgust"] * 3 + ["happy"] * 997)
+    X = np.zeros((len(y), 48, 48), dtype=np.uint8)
+    plan = search_module.epochs_within(est, X, y, budget=100, holdout=0.1)
+    n = 10 * search_module._PROBE_BATCHES
+    assert plan["probe_images"] == n == len(probe.seen)
+    assert plan["probe_images_per_s"] == n / 2
+    # 900 images trained and 100 only scored (a third of the cost), at n/2 images/s.
+    assert plan["epoch_s"] == pytest.approx((900 + 100 / 3) / (n / 2))
+    assert plan["epochs"] == int(100 // plan["epoch_s"]) and plan["epochs"] < 30
+    # The rare class may be missing from the sample: the probe drops class weights.
+    assert probe.params["class_weight"] is None and probe.params["max_epochs"] == 2
 
 
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():

@@ -92,7 +92,11 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
             idx, _ = train_test_split(idx, train_size=n, stratify=y, random_state=seed)
         except ValueError:  # a class too rare to stratify: a plain sample times as well
             idx = np.random.default_rng(seed).choice(len(y), n, replace=False)
-    probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None)
+    # Class weights could name a class the sample lacks; early stopping would
+    # validate and checkpoints would write files: none of them change the speed.
+    probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None,
+                                  class_weight=None, early_stopping=None,
+                                  checkpoint_dir=None)
     probe.fit(X[idx], y[idx])
     rate = n / probe.history[-1, "dur"]
     share = holdout or 0.0

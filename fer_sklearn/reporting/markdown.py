@@ -68,11 +68,14 @@ def params_text(params):
 
 def budget_text(plan):
     """One sentence on how a time budget set a fit's epochs."""
-    head = (f"time budget {plan['budget_s'] / 60:.0f} min; one epoch estimated at "
+    budget = plan["budget_s"]
+    budget = f"{budget / 60:.0f} min" if budget >= 60 else f"{budget:.0f} s"
+    head = (f"time budget {budget}; one epoch estimated at "
             f"{plan['epoch_s']:.0f} s here ({plan['probe_images_per_s']:.0f} images/s "
             f"over a {plan['probe_images']}-image probe)")
     if plan["epochs"] < plan["max_epochs"]:
-        return f"{head}, so {plan['epochs']} of the recipe's {plan['max_epochs']} epochs"
+        return (f"{head}, so it trains {plan['epochs']} of the recipe's "
+                f"{plan['max_epochs']} epochs")
     return f"{head}: all {plan['max_epochs']} epochs of the recipe fit"
 
 
