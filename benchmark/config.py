@@ -389,9 +389,9 @@ def _validate(values):
                                              expected="None or a number in (0, 0.5)",
                                              value=holdout))
         budget = recipe.get("time_budget")
-        if budget is not None and budget is not False and budget != 0 and (
+        if budget not in (None, False, 0) and (
                 isinstance(budget, bool) or not isinstance(budget, (int, float))
-                or not math.isfinite(budget) or budget < 0):
+                or not 0 < budget < math.inf):
             problems.append(BAD_VALUE.format(key=f"recipes.{model}.time_budget",
                                              expected="a finite number of seconds > 0, or "
                                              "0 or false for none", value=budget))
