@@ -320,7 +320,7 @@ class FERClassifier(NeuralNetClassifier):
                     return self
                 except RuntimeError:  # no fused kernel for this device or version
                     pass
-        return super().initialize_optimizer()
+        return super().initialize_optimizer(triggered_directly)
 
     @property
     def _default_callbacks(self):

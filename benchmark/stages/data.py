@@ -72,9 +72,14 @@ def _zip_holds_csv(path):
 
 
 def _stratified_cap(idx, y, cap, seed):
+    """At most ``cap`` of ``idx``, stratified by ``y`` (a plain seeded sample
+    where a class is too rare to stratify), sorted."""
     if cap is None or len(idx) <= cap:
         return idx
-    keep, _ = train_test_split(idx, train_size=cap, stratify=y[idx], random_state=seed)
+    try:
+        keep, _ = train_test_split(idx, train_size=cap, stratify=y[idx], random_state=seed)
+    except ValueError:  # a class with a single image
+        keep = np.random.default_rng(seed).choice(idx, cap, replace=False)
     return np.sort(keep)
 
 

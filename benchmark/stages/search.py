@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
@@ -86,12 +86,7 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
         most that fit, at least 1 and at most ``max_epochs``.
     """
     n = min(len(y), est.batch_size * _PROBE_BATCHES)
-    idx = np.arange(len(y))
-    if n < len(y):
-        try:
-            idx, _ = train_test_split(idx, train_size=n, stratify=y, random_state=seed)
-        except ValueError:  # a class too rare to stratify: a plain sample times as well
-            idx = np.random.default_rng(seed).choice(len(y), n, replace=False)
+    idx = _stratified_cap(np.arange(len(y)), y, n, seed)
     # Class weights could name a class the sample lacks; early stopping would
     # validate and checkpoints would write files: none of them change the speed.
     probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None,
