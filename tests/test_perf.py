@@ -61,3 +61,18 @@ def test_perf_rejects_models_without_a_quick_recipe(capsys):
 def test_committed_perf_reports_rerender_identically(folder):
     results = json.loads((REPORTS / folder / "perf.json").read_text())
     assert perf.render(results) == (REPORTS / folder / "perf.md").read_text()
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet18", "densenet_bc"])
+def test_quick_models_are_wide_enough_to_run_at_the_hardware_rate(model):
+    # Thinner convolutions are memory-bound on CPU: every convolution of the
+    # quick models has 32 output channels or more.
+    from torch import nn
+
+    from fer_sklearn.architectures import create
+
+    params = perf._recipe(model)
+    options = {k.removeprefix("module__"): v for k, v in params.items()
+               if k.startswith("module__")}
+    convs = [m for m in create(model, **options).modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) > 3 and min(c.out_channels for c in convs) >= 32
