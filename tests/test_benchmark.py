@@ -87,7 +87,8 @@ def test_config_precedence_defaults_profile_file_flags(tmp_path):
     assert from_file.seed == 5 and from_file.n_boot == 7
     assert from_file.recipe("cnn")["params"]["max_epochs"] == 2
     # the file changes one recipe key; the profile's others stay
-    assert from_file.recipe("cnn")["params"]["module__width"] == 16
+    quick_cnn = PROFILES["quick"]["recipes"]["cnn"]["params"]
+    assert from_file.recipe("cnn")["params"]["module__width"] == quick_cnn["module__width"]
     flagged = resolve_config(path, seed=9, models=["cnn"])
     assert flagged.seed == 9 and flagged.models == ["cnn"] and flagged.n_boot == 7
     seed = resolve_config(profile="seed")
