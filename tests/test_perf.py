@@ -69,10 +69,6 @@ def test_quick_models_are_wide_enough_to_run_at_the_hardware_rate(model):
     # quick models has 32 output channels or more.
     from torch import nn
 
-    from fer_sklearn.architectures import create
-
-    params = perf._recipe(model)
-    options = {k.removeprefix("module__"): v for k, v in params.items()
-               if k.startswith("module__")}
-    convs = [m for m in create(model, **options).modules() if isinstance(m, nn.Conv2d)]
+    module = perf._estimator(model, "cpu", "fp32", False).initialize().module_
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) > 3 and min(c.out_channels for c in convs) >= 32
