@@ -58,7 +58,7 @@ def build_parser():
                           help="folder:PATH, csv:PATH, fer2013:PATH or synthetic")
     evaluate.add_argument("--attributes", help="CSV of group attributes of that dataset")
     evaluate.add_argument("--label", help="section name (default: the dataset's file name)")
-    evaluate.add_argument("--tta", help="none, flip or crops (default: the run's own)")
+    evaluate.add_argument("--tta", help="none, flip, crops or affine (default: the run's own)")
 
     perf = sub.add_parser(
         "perf", help="measure training and inference speed side by side",

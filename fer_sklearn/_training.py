@@ -64,11 +64,12 @@ class BatchIterator:
             yield torch.as_tensor(xb), (None if yb is None else torch.as_tensor(yb))
 
 
-def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True):
+def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True, size=None):
     """Random flip, shift, rotation and zoom of a batch, one draw per image.
 
     One affine warp (``affine_grid`` + ``grid_sample``) applies all four, on the
-    batch's device, with torch's global generator.
+    batch's device, with torch's global generator; with ``size`` the same warp
+    also scales the faces to ``size`` x ``size`` pixels.
 
     Parameters
     ----------
@@ -81,10 +82,12 @@ def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True):
         Largest relative zoom in or out.
     flip : bool
         Mirror half of the images horizontally.
+    size : int or None
+        Side length of the output; None keeps the input's.
 
     Returns
     -------
-    Tensor of the same shape and dtype
+    Tensor of shape (n, C, H, W), or (n, C, size, size), of the input's dtype
     """
     n = x.shape[0]
     dev = x.device
@@ -99,7 +102,8 @@ def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True):
         torch.stack([cos * mirror, -sin, u[2] * 2 * shift], dim=1),
         torch.stack([sin * mirror, cos, u[3] * 2 * shift], dim=1),
     ], dim=1).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    shape = list(x.shape) if size is None else [n, x.shape[1], int(size), int(size)]
+    grid = F.affine_grid(theta, shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
                          align_corners=False)
 

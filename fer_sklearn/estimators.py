@@ -55,6 +55,10 @@ OOM_RETRY = (
     "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
 )
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
+BAD_PROGRESSIVE_RESIZE = (
+    "progressive_resize={value!r} is not None or (side, fraction) with an integer "
+    "side >= 8 and 0 <= fraction <= 1, e.g. (32, 0.5)."
+)
 WRONG_FAMILY = (
     "{name} takes a {family} architecture ({valid}); got {arch!r}. "
     "Use FERClassifier(architecture={arch!r}) for any registered architecture."
@@ -93,6 +97,13 @@ class FERClassifier(NeuralNetClassifier):
         Random flip, shift, rotation and zoom of training batches only
         (``augment__flip``, ``augment__shift``, ``augment__rotation``,
         ``augment__scale`` tune it). Validation and prediction never augment.
+    progressive_resize : (int, float) or None, default=None
+        ``(side, fraction)``: train the first ``fraction`` of the epochs on
+        faces scaled down to ``side`` x ``side`` pixels, the rest at the data's
+        own size (progressive resizing). Early epochs then cost less (a 32-pixel
+        epoch about half a 48-pixel one), so more epochs fit a time budget; the
+        last ones at full size match what prediction sees. Needs a network
+        that takes any input size (all the registry's own do).
     precision : {"auto", "bf16", "fp32"}, default="auto"
         ``auto`` uses bfloat16 autocast where the device runs it fast (CUDA,
         CPUs with AVX512-BF16/AMX) and fp32 elsewhere.
@@ -163,6 +174,7 @@ class FERClassifier(NeuralNetClassifier):
         label_smoothing=0.0,
         class_weight=None,
         augment=True,
+        progressive_resize=None,
         precision="auto",
         channels_last=True,
         early_stopping=None,
@@ -197,6 +209,7 @@ class FERClassifier(NeuralNetClassifier):
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.augment = augment
+        self.progressive_resize = progressive_resize
         self.precision = precision
         self.channels_last = channels_last
         self.early_stopping = early_stopping
@@ -263,7 +276,31 @@ class FERClassifier(NeuralNetClassifier):
             self._check_family()
             if self.lr_schedule not in (None, "cosine", "onecycle"):
                 raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
+            self._check_progressive_resize()
             return super().initialize()
+
+    def _check_progressive_resize(self):
+        value = self.progressive_resize
+        if value is None:
+            return
+        try:
+            side, fraction = value
+            ok = (float(side) == int(side) and int(side) >= 8 and 0 <= float(fraction) <= 1)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(BAD_PROGRESSIVE_RESIZE.format(value=value))
+
+    def _train_side(self, x):
+        """The side length the current training epoch scales faces to, or None
+        for their own size (see ``progressive_resize``)."""
+        if self.progressive_resize is None:
+            return None
+        side, fraction = int(self.progressive_resize[0]), float(self.progressive_resize[1])
+        # During a fit the history holds one row per epoch begun so far.
+        if len(self.history) > round(fraction * self.max_epochs) or side >= min(x.shape[-2:]):
+            return None
+        return side
 
     def _check_family(self):
         if self._family is None or self.module is not None:
@@ -370,7 +407,8 @@ class FERClassifier(NeuralNetClassifier):
 
         Floats are used as given (so gradients can flow back to them); the
         batch is resized and its channels repeated for fixed-input
-        architectures; training batches are augmented unless ``augment`` is False.
+        architectures; training batches are augmented (and scaled down in the
+        epochs ``progressive_resize`` names) unless ``augment`` is False.
         """
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
@@ -383,8 +421,14 @@ class FERClassifier(NeuralNetClassifier):
                                   align_corners=False)
             if spec.in_chans is not None and x.shape[1] != spec.in_chans:
                 x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
-        if augment and self.augment and self.module_.training:
-            x = augment_batch(x, **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
+        if augment and self.module_.training:
+            side = self._train_side(x)
+            if self.augment:
+                x = augment_batch(x, size=side,
+                                  **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
+            elif side is not None:
+                x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
+                                  align_corners=False)
         if getattr(self, "channels_last_", False):
             x = x.contiguous(memory_format=torch.channels_last)
         return x

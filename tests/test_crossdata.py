@@ -152,6 +152,27 @@ def test_ten_views_are_the_face_and_its_shifts_each_mirrored():
     assert len(_views(X, "flip")) == 2 and len(_views(X, "none")) == 1
 
 
+def test_eighteen_views_add_zooms_and_rotations_each_mirrored():
+    X = np.zeros((2, 48, 48), dtype=np.uint8)
+    X[:, 14:34, 14:34] = 200  # a bright centred square
+    X[1, 14:34, 14:20] = 90  # ...darker on one side, so that its mirror differs
+    views = _views(X, "affine")
+    assert len(views) == 18 and all(v.shape == X.shape and v.dtype == np.uint8 for v in views)
+    for view, crop in zip(views[:10], _views(X, "crops")):
+        np.testing.assert_array_equal(view, crop)
+    zoom_out, zoom_in, rot_a, rot_b = views[10:14]
+    bright = [int((v > 100).sum()) for v in (X, zoom_out, zoom_in)]
+    assert bright[1] < bright[0] < bright[2]
+    assert not np.array_equal(rot_a, rot_b) and not np.array_equal(rot_a, X)
+    # the second four warp the mirrored face: a zoom commutes with the mirror
+    np.testing.assert_allclose(views[14], zoom_out[..., ::-1], atol=1)
+    # float pixels are warped the same way, without rounding
+    float_views = _views(X.astype(np.float32) / 255, "affine")
+    assert float_views[12].dtype == np.float32
+    np.testing.assert_allclose(float_views[12] * 255, rot_a, atol=0.51)
+    assert len({v.tobytes() for v in views}) == 18
+
+
 def test_tta_and_holdout_are_validated(tmp_path):
     assert resolve_config(tta=True).tta == "flip"
     assert resolve_config(tta=False).tta == "none"
@@ -239,6 +260,38 @@ def test_time_budget_arithmetic(monkeypatch):
     assert plan["epochs"] == int(100 // plan["epoch_s"]) and plan["epochs"] < 30
     # The rare class may be missing from the sample: the probe drops class weights.
     assert probe.params["class_weight"] is None and probe.params["max_epochs"] == 2
+
+
+def test_time_budget_counts_the_small_epochs_of_progressive_resizing(monkeypatch):
+    from benchmark.stages import search as search_module
+    from fer_sklearn.reporting.markdown import budget_text
+
+    class Probe:
+        """Stands in for the probe's clones: an epoch takes 2 s at full size, 1 s small."""
+        def set_params(self, **params):
+            self.small = params["progressive_resize"] is not None
+            return self
+
+        def fit(self, X, y):
+            self.history = {(-1, "dur"): 1.0 if self.small else 2.0}
+
+    monkeypatch.setattr(search_module, "clone", lambda est: Probe())
+    est = FERClassifier(max_epochs=30, batch_size=10, progressive_resize=(32, 0.5))
+    y = np.array(["happy", "sad"] * 500)
+    X = np.zeros((len(y), 48, 48), dtype=np.uint8)
+    plan = search_module.epochs_within(est, X, y, budget=90)
+    n = 10 * search_module._PROBE_BATCHES
+    full, small = 1000 / (n / 2), 1000 / n
+    assert plan["epoch_s"] == pytest.approx(full)
+    assert plan["small_epoch_s"] == pytest.approx(small) and plan["small_side"] == 32
+
+    def cost(epochs):  # the first half of the epochs at the small size
+        k = round(0.5 * epochs)
+        return k * small + (epochs - k) * full
+
+    assert cost(plan["epochs"]) <= 90 < cost(plan["epochs"] + 1)
+    assert plan["epochs"] > 90 // full  # more epochs fit than at full size alone
+    assert "at 32x32 pixels" in budget_text(plan)
 
 
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():

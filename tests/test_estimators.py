@@ -9,6 +9,8 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
 
 from fer_sklearn import (
     CNNClassifier,
@@ -162,6 +164,39 @@ def test_augmentation_only_while_training(faces):
     assert not torch.allclose(augmented, plain)
     # prediction is deterministic: no augmentation leaks into it
     np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
+
+
+class _SideSpy(Callback):
+    """Records (epoch, training?, input side) of every forward pass of the fit."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.seen = []
+        net.module_.register_forward_pre_hook(
+            lambda module, args: self.seen.append(
+                (len(net.history), module.training, args[0].shape[-1])))
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_progressive_resize_trains_small_first_then_at_full_size(augment, faces):
+    X, y = faces
+    spy = _SideSpy()
+    clf = CNNClassifier(max_epochs=4, batch_size=16, module__width=4, module__depth=2,
+                        random_state=0, augment=augment, progressive_resize=(24, 0.5),
+                        train_split=ValidSplit(0.25, stratified=True, random_state=0),
+                        callbacks=[("spy", spy)]).fit(X, y)
+    train = {(epoch, side) for epoch, training, side in spy.seen if training}
+    assert train == {(1, 24), (2, 24), (3, 48), (4, 48)}
+    # the held-out faces are scored at their own size in every epoch
+    assert {side for _, training, side in spy.seen if not training} == {48}
+    assert clf.predict_proba(X).shape == (len(X), 3)
+    assert clone(CNNClassifier(progressive_resize=(24, 0.5))).progressive_resize == (24, 0.5)
+
+
+@pytest.mark.parametrize("value", [(4, 0.5), (32, 1.5), (32.5, 0.5), "32", (32,)])
+def test_bad_progressive_resize_is_named(value, faces):
+    X, y = faces
+    with pytest.raises(ValueError, match="progressive_resize=.*e.g. \\(32, 0.5\\)"):
+        CNNClassifier(max_epochs=1, module__width=4, progressive_resize=value).fit(X, y)
 
 
 def test_precision_and_layout_options(faces):

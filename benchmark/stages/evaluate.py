@@ -1,8 +1,11 @@
 """Stage ``evaluate``: test metrics with bootstrap CIs, McNemar tests, cost columns."""
 
 import itertools
+import math
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from fer_sklearn.cost import count_parameters, flops_per_image, inference_rate
@@ -18,6 +21,23 @@ _PREDICT_BATCH = 512
 
 # Pixels each shifted test-time view moves the face by.
 _SHIFT = 2
+# The warped views of "affine": (zoom, degrees of rotation) pairs.
+_WARPS = ((0.9, 0.0), (1.1, 0.0), (1.0, -8.0), (1.0, 8.0))
+
+
+def _warp(X, zoom, angle):
+    """``X`` (last two axes height and width) zoomed by ``zoom`` and rotated
+    by ``angle`` degrees about the centre (edges repeated), in ``X``'s dtype."""
+    shape = X.shape
+    x = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32).reshape(-1, 1, *shape[-2:])
+    a = math.radians(angle)
+    cos, sin = math.cos(a) / zoom, math.sin(a) / zoom
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(len(x), 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if X.dtype == np.uint8:
+        out = out.round_().clamp_(0, 255)
+    return out.numpy().astype(X.dtype, copy=False).reshape(shape)
 
 
 def _views(X, tta):
@@ -36,14 +56,20 @@ def _views(X, tta):
         for dy, dx in ((0, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)):
             top, left = _SHIFT + dy * _SHIFT, _SHIFT + dx * _SHIFT
             views.append(np.ascontiguousarray(padded[..., top:top + h, left:left + w]))
+    if tta == "affine":
+        # ...and the face zoomed in and out by 10% and rotated 8 degrees each way, each mirrored
+        for img in flips:
+            views += [_warp(img, zoom, angle) for zoom, angle in _WARPS]
     return views
 
 
 def predict_proba(est, X, tta="none", classes=None):
     """Probabilities, averaged over the test-time views of ``tta``.
 
-    ``tta`` is ``"none"``, ``"flip"`` (the face and its mirror) or ``"crops"``
-    (ten views: unshifted and shifted by 2 pixels diagonally, each mirrored);
+    ``tta`` is ``"none"``, ``"flip"`` (the face and its mirror), ``"crops"``
+    (ten views: unshifted and shifted by 2 pixels diagonally, each mirrored) or
+    ``"affine"`` (eighteen: the ten crops, and the face zoomed in and out by 10%
+    and rotated by 8 degrees each way, each mirrored);
     ``True``/``False`` mean ``"flip"``/``"none"``. With ``classes``, columns
     follow that order (zeros for a class the model never saw, e.g. a rare
     class missing from a capped training set).

@@ -75,31 +75,57 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
     A throwaway copy of ``est`` trains two epochs on a stratified sample of
     ``_PROBE_BATCHES`` batches; the second epoch's images/s, applied to the
     training share of ``X`` (plus a third of that cost for the ``holdout``
-    share, which is only scored), estimates one epoch. The fit itself is
-    seeded on its own, so the probe changes none of its random draws.
+    share, which is only scored), estimates one epoch. With
+    ``progressive_resize`` a second copy times an epoch at the small size, and
+    the plan counts the epochs the schedule runs at each size. The fit itself
+    is seeded on its own, so the probe changes none of its random draws.
 
     Returns
     -------
     dict
         ``budget_s``, ``probe_images``, ``probe_images_per_s``, ``epoch_s``
         (the estimate), ``max_epochs`` (the recipe's) and ``epochs``: the
-        most that fit, at least 1 and at most ``max_epochs``.
+        most that fit, at least 1 and at most ``max_epochs``. With
+        ``progressive_resize`` also ``small_side``, ``small_images_per_s`` and
+        ``small_epoch_s``.
     """
     n = min(len(y), est.batch_size * _PROBE_BATCHES)
     idx = _stratified_cap(np.arange(len(y)), y, n, seed)
-    # Class weights could name a class the sample lacks; early stopping would
-    # validate and checkpoints would write files: none of them change the speed.
-    probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None,
-                                  class_weight=None, early_stopping=None,
-                                  checkpoint_dir=None)
-    probe.fit(X[idx], y[idx])
-    rate = n / probe.history[-1, "dur"]
     share = holdout or 0.0
-    epoch_s = len(y) * ((1 - share) + share / 3) / rate
+
+    def epoch_seconds(**params):
+        # Class weights could name a class the sample lacks; early stopping would
+        # validate and checkpoints would write files: none of them change the speed.
+        probe = clone(est).set_params(max_epochs=2, train_split=None, callbacks=None,
+                                      class_weight=None, early_stopping=None,
+                                      checkpoint_dir=None, **params)
+        probe.fit(X[idx], y[idx])
+        rate = n / probe.history[-1, "dur"]
+        return rate, len(y) * (1 - share) / rate
+
+    rate, train_s = epoch_seconds(progressive_resize=None)
+    valid_s = len(y) * share / 3 / rate  # the held-out share is scored at full size
+    epoch_s = train_s + valid_s
     planned = est.max_epochs
-    return {"budget_s": budget, "probe_images": int(n), "probe_images_per_s": float(rate),
-            "epoch_s": float(epoch_s), "max_epochs": int(planned),
-            "epochs": int(min(planned, max(1, budget // epoch_s)))}
+    plan = {"budget_s": budget, "probe_images": int(n), "probe_images_per_s": float(rate),
+            "epoch_s": float(epoch_s), "max_epochs": int(planned)}
+    if est.progressive_resize is None:
+        plan["epochs"] = int(min(planned, max(1, budget // epoch_s)))
+        return plan
+    side, fraction = est.progressive_resize
+    small_rate, small_train_s = epoch_seconds(progressive_resize=(side, 1.0))
+    small_epoch_s = small_train_s + valid_s
+
+    def cost(epochs):
+        small = min(epochs, round(fraction * epochs))
+        return small * small_epoch_s + (epochs - small) * epoch_s
+
+    epochs = planned
+    while epochs > 1 and cost(epochs) > budget:
+        epochs -= 1
+    plan.update(small_side=int(side), small_images_per_s=float(small_rate),
+                small_epoch_s=float(small_epoch_s), epochs=int(epochs))
+    return plan
 
 
 def search_one(config, model, X, y):

@@ -73,6 +73,10 @@ def budget_text(plan):
     head = (f"time budget {budget}; one epoch estimated at "
             f"{plan['epoch_s']:.0f} s here ({plan['probe_images_per_s']:.0f} images/s "
             f"over a {plan['probe_images']}-image probe)")
+    if "small_epoch_s" in plan:
+        side = plan["small_side"]
+        head += (f", {plan['small_epoch_s']:.0f} s at {side}x{side} pixels "
+                 f"({plan['small_images_per_s']:.0f} images/s)")
     if plan["epochs"] < plan["max_epochs"]:
         return (f"{head}, so it trains {plan['epochs']} of the recipe's "
                 f"{plan['max_epochs']} epochs")
@@ -280,6 +284,11 @@ def _methods(results):
             text.append("- Test-time augmentation: probabilities averaged over ten views of "
                         "each face: unshifted and shifted 2 pixels along each diagonal "
                         "(edges repeated), each also mirrored.")
+        elif tta == "affine":
+            text.append("- Test-time augmentation: probabilities averaged over eighteen views "
+                        "of each face: unshifted and shifted 2 pixels along each diagonal "
+                        "(edges repeated), zoomed in and out by 10%, and rotated 8 degrees "
+                        "each way, each also mirrored.")
     text.append("")
     return "\n".join(text)
 
