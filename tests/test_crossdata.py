@@ -294,6 +294,19 @@ def test_time_budget_counts_the_small_epochs_of_progressive_resizing(monkeypatch
     assert "at 32x32 pixels" in budget_text(plan)
 
 
+def test_models_section_says_when_a_fit_overran_its_budget():
+    from fer_sklearn.reporting.markdown import _models
+
+    plan = {"budget_s": 100, "probe_images": 64, "probe_images_per_s": 10.0,
+            "epoch_s": 10.0, "max_epochs": 20, "epochs": 10}
+    record = {"params": {}, "n_train": 1000, "grid": {}, "holdout": 0.05, "time_budget": plan,
+              "refit_time": 101.0}
+    results = {"config": {"models": ["cnn"]}, "stages": {"search": {"cnn": record}}}
+    assert "longer than its budget" not in _models(results)
+    record["refit_time"] = 121.0
+    assert "The fit took 21% longer than its budget" in _models(results)
+
+
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():
     config = resolve_config(dataset="fer2013:x.zip", profile="fer2013-cpu")
     assert config.run_name == "fer2013-cpu"

@@ -211,6 +211,11 @@ def _models(results):
             sentence = budget_text(s["time_budget"])
             text += [f"{sentence[0].upper()}{sentence[1:]}; the schedule spans the epochs "
                      "trained.", ""]
+            budget, took = s["time_budget"]["budget_s"], s.get("refit_time", 0)
+            if took > 1.02 * budget:
+                text += [f"The fit took {took / budget - 1:.0%} longer than its budget: the "
+                         "probe measures the speed once, before the fit, and the fit ran "
+                         "slower than that.", ""]
         if evaluate and model in evaluate["models"]:
             per = evaluate["models"][model]["per_class"]
             rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
