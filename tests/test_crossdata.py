@@ -78,7 +78,10 @@ def test_profile_holds_out_part_of_training_for_learning_curves(fer_run):
     assert "all 2 epochs of the recipe fit" in report  # the tiny cnn's
     assert search["cnn"]["time_budget"]["epochs"] == 2
     assert "Model selection: none" in report
-    assert "ten views" in report
+    assert "eighteen views" in report
+    # the profile's progressive resizing: the probe times the 32x32 epochs too
+    assert "at 32x32 pixels" in report
+    assert search["cnn"]["time_budget"]["small_side"] == 32
 
 
 def test_ensemble_row_is_the_soft_vote_of_the_models(fer_run):
