@@ -92,17 +92,35 @@ def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True, size=Non
     n = x.shape[0]
     dev = x.device
     u = torch.rand(4, n, device=dev) * 2 - 1
-    angle = u[0] * math.radians(rotation)
-    zoom = 1 + u[1] * scale
     mirror = torch.ones(n, device=dev)
     if flip:
         mirror = torch.where(torch.rand(n, device=dev) < 0.5, -mirror, mirror)
+    return affine_warp(x, u[0] * math.radians(rotation), 1 + u[1] * scale, mirror,
+                       u[2] * 2 * shift, u[3] * 2 * shift, size=size)
+
+
+def affine_warp(x, angle, zoom, mirror, shift_x, shift_y, size=None):
+    """Each image of a batch rotated, zoomed, mirrored and shifted (edges repeated).
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, C, H, W), float
+    angle, zoom, mirror, shift_x, shift_y : Tensors of shape (n,)
+        Rotation in radians; zoom factor (above 1 enlarges the face); 1 or -1
+        (mirrored horizontally); shifts in units of half the image side.
+    size : int or None
+        Side length of the output; None keeps the input's.
+
+    Returns
+    -------
+    Tensor of shape (n, C, H, W), or (n, C, size, size), of the input's dtype
+    """
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([
-        torch.stack([cos * mirror, -sin, u[2] * 2 * shift], dim=1),
-        torch.stack([sin * mirror, cos, u[3] * 2 * shift], dim=1),
+        torch.stack([cos * mirror, -sin, shift_x], dim=1),
+        torch.stack([sin * mirror, cos, shift_y], dim=1),
     ], dim=1).to(x.dtype)
-    shape = list(x.shape) if size is None else [n, x.shape[1], int(size), int(size)]
+    shape = list(x.shape) if size is None else [x.shape[0], x.shape[1], int(size), int(size)]
     grid = F.affine_grid(theta, shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
                          align_corners=False)

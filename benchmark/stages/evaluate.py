@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from fer_sklearn._training import affine_warp
 from fer_sklearn.cost import count_parameters, flops_per_image, inference_rate
 from fer_sklearn.stats import bootstrap_ci, mcnemar
 
@@ -30,11 +30,9 @@ def _warp(X, zoom, angle):
     by ``angle`` degrees about the centre (edges repeated), in ``X``'s dtype."""
     shape = X.shape
     x = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32).reshape(-1, 1, *shape[-2:])
-    a = math.radians(angle)
-    cos, sin = math.cos(a) / zoom, math.sin(a) / zoom
-    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(len(x), 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    n = len(x)
+    out = affine_warp(x, torch.full((n,), math.radians(angle)), torch.full((n,), zoom),
+                      torch.ones(n), torch.zeros(n), torch.zeros(n))
     if X.dtype == np.uint8:
         out = out.round_().clamp_(0, 255)
     return out.numpy().astype(X.dtype, copy=False).reshape(shape)
