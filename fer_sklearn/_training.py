@@ -64,6 +64,14 @@ class BatchIterator:
             yield torch.as_tensor(xb), (None if yb is None else torch.as_tensor(yb))
 
 
+def small_epochs(progressive_resize, epochs):
+    """How many of ``epochs`` a ``progressive_resize=(side, fraction)`` schedule
+    trains at the small size: the first ``round(fraction * epochs)``."""
+    if progressive_resize is None:
+        return 0
+    return round(float(progressive_resize[1]) * epochs)
+
+
 def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True, size=None):
     """Random flip, shift, rotation and zoom of a batch, one draw per image.
 

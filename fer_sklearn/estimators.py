@@ -38,7 +38,13 @@ from ._torch_utils import (
     seed_from,
     seeded,
 )
-from ._training import BatchIterator, BatchLRSchedule, ValidAccuracy, augment_batch
+from ._training import (
+    BatchIterator,
+    BatchLRSchedule,
+    ValidAccuracy,
+    augment_batch,
+    small_epochs,
+)
 from .architectures import create, get_spec
 
 LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same length."
@@ -296,9 +302,10 @@ class FERClassifier(NeuralNetClassifier):
         for their own size (see ``progressive_resize``)."""
         if self.progressive_resize is None:
             return None
-        side, fraction = int(self.progressive_resize[0]), float(self.progressive_resize[1])
+        side = int(self.progressive_resize[0])
         # During a fit the history holds one row per epoch begun so far.
-        if len(self.history) > round(fraction * self.max_epochs) or side >= min(x.shape[-2:]):
+        small = small_epochs(self.progressive_resize, self.max_epochs)
+        if len(self.history) > small or side >= min(x.shape[-2:]):
             return None
         return side
 

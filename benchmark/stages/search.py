@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
+from fer_sklearn._training import small_epochs
 from fer_sklearn.reporting.markdown import budget_text
 
 from ..config import _did_you_mean
@@ -112,12 +113,12 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
     if est.progressive_resize is None:
         plan["epochs"] = int(min(planned, max(1, budget // epoch_s)))
         return plan
-    side, fraction = est.progressive_resize
+    side = est.progressive_resize[0]
     small_rate, small_train_s = epoch_seconds(progressive_resize=(side, 1.0))
     small_epoch_s = small_train_s + valid_s
 
     def cost(epochs):
-        small = min(epochs, round(fraction * epochs))
+        small = small_epochs(est.progressive_resize, epochs)
         return small * small_epoch_s + (epochs - small) * epoch_s
 
     epochs = planned
