@@ -243,9 +243,11 @@ class Config:
         selected on it), and ``time_budget``: about how many seconds the fit
         may take (0 or false: no budget); a short timed probe on this
         machine then lowers ``max_epochs`` (the schedule is laid out over
-        the epochs that fit) when the recipe's epochs would take longer.
-        The epochs trained then depend on the machine and its load; the
-        run's results record them.
+        the epochs that fit) when the recipe's epochs would take longer,
+        and the fit itself re-plans after every epoch (the estimator's
+        ``time_budget``), shortening its schedule if the epochs run slower
+        than probed. The epochs trained then depend on the machine and its
+        load; the run's results record them.
     min_group_size : int
         Fairness audit: groups with fewer test images are shown but marked
         too small to judge and left out of gaps.

@@ -6,6 +6,8 @@ import time
 from skorch.callbacks import Callback
 from tqdm.auto import tqdm
 
+from fer_sklearn._training import schedule_epochs
+
 _START = time.monotonic()
 
 
@@ -39,18 +41,21 @@ class FitProgress(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
+        planned = schedule_epochs(net)  # fewer than max_epochs where a time budget cut it
         if self.bar_ is not None:
+            if self.bar_.total != planned:
+                self.bar_.total = planned
             self.bar_.set_postfix(loss=f"{row['train_loss']:.3f}")
             self.bar_.update(1)
             return
         now = time.perf_counter()
-        if now - self.last_ < self.every or len(net.history) >= net.max_epochs:
+        if now - self.last_ < self.every or len(net.history) >= planned:
             return
         self.last_ = now
         done = len(net.history)
-        left = (now - self.start_) / done * (net.max_epochs - done)
+        left = (now - self.start_) / done * (planned - done)
         held = f", held-out acc. {row['valid_acc']:.3f}" if "valid_acc" in row else ""
-        log(f"  {self.label}: epoch {done}/{net.max_epochs}, train loss "
+        log(f"  {self.label}: epoch {done}/{planned}, train loss "
             f"{row['train_loss']:.3f}{held}, about {left / 60:.0f} min left")
 
     def on_train_end(self, net, **kwargs):

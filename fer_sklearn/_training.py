@@ -4,6 +4,7 @@ Everything here works on whole batches of tensors: no per-sample Python work.
 """
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -134,6 +135,94 @@ def affine_warp(x, angle, zoom, mirror, shift_x, shift_y, size=None):
                          align_corners=False)
 
 
+def schedule_epochs(net):
+    """The epochs the current fit's schedule spans: ``max_epochs``, or fewer
+    once a ``time_budget`` has shortened it (see :class:`TimeBudget`)."""
+    return getattr(net, "schedule_epochs_", None) or net.max_epochs
+
+
+def epochs_that_fit(done, elapsed, budget, most, epoch_s, small_epoch_s, small_of):
+    """The longest schedule, of ``done`` to ``most`` epochs, that ends within ``budget``.
+
+    Parameters
+    ----------
+    done : int
+        Epochs already trained.
+    elapsed : float
+        Seconds spent so far.
+    budget : float
+        Seconds the whole fit may take.
+    most : int
+        The longest schedule allowed (the fit's ``max_epochs``).
+    epoch_s, small_epoch_s : float
+        Expected seconds of one epoch at full size and at the small size.
+    small_of : callable
+        ``small_of(epochs)``: how many epochs a schedule of ``epochs`` trains
+        at the small size (``small_epochs`` of the progressive resizing).
+
+    Returns
+    -------
+    int
+        At least ``done`` (nothing is undone) and at most ``most``.
+    """
+    def remaining(epochs):
+        small = small_of(epochs)
+        return sum(small_epoch_s if e < small else epoch_s for e in range(done, epochs))
+
+    epochs = most
+    while epochs > done and elapsed + remaining(epochs) > budget:
+        epochs -= 1
+    return epochs
+
+
+class TimeBudget(Callback):
+    """Keeps a fit within ``seconds`` by re-planning its schedule after every epoch.
+
+    The epochs' measured times (validation included) give the pace; when the
+    fit's ``max_epochs`` would not end in time, the schedule shortens to the
+    most epochs that do, so the learning rate still anneals to its end and
+    progressive resizing keeps its share. If the pace recovers, the schedule
+    grows back, never past ``max_epochs``. Before any full-size epoch of a
+    progressive fit has run, one is expected to cost the small epochs' time
+    scaled by the pixel ratio. ``FERClassifier(time_budget=...)`` adds it.
+
+    Parameters
+    ----------
+    seconds : float
+        Wall-clock seconds from the start of training to the end of the last epoch.
+    """
+
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.start_ = self.clock()
+        self.done_ = 0
+        self.times_ = {True: [], False: []}  # small epoch? -> durations
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epoch_start_ = self.clock()
+
+    def on_epoch_end(self, net, **kwargs):
+        now = self.clock()
+        small_now = getattr(net, "train_side_", None) is not None
+        self.times_[small_now].append(now - self.epoch_start_)
+        self.done_ += 1
+        small, full = self.times_[True], self.times_[False]
+        ratio = 1.0
+        if net.progressive_resize is not None:
+            side = float(net.progressive_resize[0])
+            ratio = min(1.0, side * side / float(np.prod(net.input_shape_[-2:])))
+        epoch_s = np.mean(full) if full else np.mean(small) / ratio
+        small_epoch_s = np.mean(small) if small else epoch_s * ratio
+        net.schedule_epochs_ = epochs_that_fit(
+            self.done_, now - self.start_, self.seconds, net.max_epochs, epoch_s,
+            small_epoch_s, lambda epochs: small_epochs(net.progressive_resize, epochs))
+        net.history.record("schedule_epochs", net.schedule_epochs_)
+
+
 class BatchLRSchedule(Callback):
     """Per-batch learning-rate schedule over the whole fit.
 
@@ -153,10 +242,10 @@ class BatchLRSchedule(Callback):
         self.total_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
-        if self.total_ is None:
-            batch = getattr(net, "batch_size_", net.batch_size)
-            per_epoch = max(1, math.ceil(len(dataset_train) / batch))
-            self.total_ = per_epoch * net.max_epochs
+        # Recounted every epoch: a time budget may have shortened the schedule.
+        batch = getattr(net, "batch_size_", net.batch_size)
+        per_epoch = max(1, math.ceil(len(dataset_train) / batch))
+        self.total_ = per_epoch * schedule_epochs(net)
         self._apply(net)
 
     def on_batch_end(self, net, training=False, **kwargs):

@@ -7,6 +7,7 @@ cross-validation, ``GridSearchCV`` over ``module__*`` options, pickling.
 """
 
 import contextlib
+import numbers
 import warnings
 
 import numpy as np
@@ -41,8 +42,10 @@ from ._torch_utils import (
 from ._training import (
     BatchIterator,
     BatchLRSchedule,
+    TimeBudget,
     ValidAccuracy,
     augment_batch,
+    schedule_epochs,
     small_epochs,
 )
 from .architectures import create, get_spec
@@ -61,6 +64,7 @@ OOM_RETRY = (
     "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
 )
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
+BAD_TIME_BUDGET = "time_budget={value!r} is not None or a positive number of seconds."
 BAD_PROGRESSIVE_RESIZE = (
     "progressive_resize={value!r} is not None or (side, fraction) with an integer "
     "side >= 8 and 0 <= fraction <= 1, e.g. (32, 0.5)."
@@ -110,6 +114,13 @@ class FERClassifier(NeuralNetClassifier):
         epoch about half a 48-pixel one), so more epochs fit a time budget; the
         last ones at full size match what prediction sees. Needs a network
         that takes any input size (all the registry's own do).
+    time_budget : float or None, default=None
+        Seconds the fit may take (wall clock, validation included). After
+        every epoch the fit re-plans from the epochs' measured times: when
+        ``max_epochs`` would not end in time, the learning-rate schedule and
+        progressive resizing shrink to the most epochs that do, and the fit
+        stops at their end (see :class:`fer_sklearn._training.TimeBudget`).
+        It never trains more than ``max_epochs``.
     precision : {"auto", "bf16", "fp32"}, default="auto"
         ``auto`` uses bfloat16 autocast where the device runs it fast (CUDA,
         CPUs with AVX512-BF16/AMX) and fp32 elsewhere.
@@ -154,6 +165,9 @@ class FERClassifier(NeuralNetClassifier):
         ``ResourceWarning``).
     oom_retries_ : list of [int, int]
         ``[old, new]`` batch sizes of each such retry (empty when none).
+    schedule_epochs_ : int
+        The epochs the last fit's schedule spanned: ``max_epochs``, or fewer
+        where ``time_budget`` shortened it (the fit trained that many).
 
     Examples
     --------
@@ -181,6 +195,7 @@ class FERClassifier(NeuralNetClassifier):
         class_weight=None,
         augment=True,
         progressive_resize=None,
+        time_budget=None,
         precision="auto",
         channels_last=True,
         early_stopping=None,
@@ -216,6 +231,7 @@ class FERClassifier(NeuralNetClassifier):
         self.class_weight = class_weight
         self.augment = augment
         self.progressive_resize = progressive_resize
+        self.time_budget = time_budget
         self.precision = precision
         self.channels_last = channels_last
         self.early_stopping = early_stopping
@@ -283,6 +299,10 @@ class FERClassifier(NeuralNetClassifier):
             if self.lr_schedule not in (None, "cosine", "onecycle"):
                 raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
             self._check_progressive_resize()
+            budget = self.time_budget
+            if budget is not None and (isinstance(budget, bool) or not isinstance(
+                    budget, numbers.Real) or not budget > 0):
+                raise ValueError(BAD_TIME_BUDGET.format(value=budget))
             return super().initialize()
 
     def _check_progressive_resize(self):
@@ -304,8 +324,9 @@ class FERClassifier(NeuralNetClassifier):
             return None
         side = int(self.progressive_resize[0])
         # During a fit the history holds one row per epoch begun so far.
-        small = small_epochs(self.progressive_resize, self.max_epochs)
-        if len(self.history) > small or side >= min(x.shape[-2:]):
+        begun = len(self.history) - getattr(self, "_fit_start_epoch_", 0)
+        small = small_epochs(self.progressive_resize, schedule_epochs(self))
+        if begun > small or side >= min(x.shape[-2:]):
             return None
         return side
 
@@ -376,6 +397,8 @@ class FERClassifier(NeuralNetClassifier):
         ]
         if self.lr_schedule is not None:
             callbacks.append(("lr_schedule", BatchLRSchedule(self.lr_schedule)))
+        if self.time_budget is not None:
+            callbacks.append(("time_budget", TimeBudget(self.time_budget)))
         if self.early_stopping is not None:
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=int(self.early_stopping), load_best=True)))
@@ -385,6 +408,18 @@ class FERClassifier(NeuralNetClassifier):
                 dirname=str(self.checkpoint_dir), monitor=monitor, f_pickle=None)))
         callbacks.append(("print_log", PrintLog()))
         return callbacks
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        # Each fit call runs its own schedule; a time budget may shorten it.
+        self.schedule_epochs_ = self.max_epochs
+        self._fit_start_epoch_ = len(self.history)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if len(self.history) - self._fit_start_epoch_ >= schedule_epochs(self):
+            raise KeyboardInterrupt  # skorch ends the fit here, as early stopping does
+        super().on_epoch_begin(net, dataset_train=dataset_train,
+                               dataset_valid=dataset_valid, **kwargs)
 
     def _validates(self):
         return self.train_split is not None or self.early_stopping is not None
@@ -429,7 +464,7 @@ class FERClassifier(NeuralNetClassifier):
             if spec.in_chans is not None and x.shape[1] != spec.in_chans:
                 x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
         if augment and self.module_.training:
-            side = self._train_side(x)
+            side = self.train_side_ = self._train_side(x)
             if self.augment:
                 x = augment_batch(x, size=side,
                                   **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skorch.callbacks import Callback
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FER_ZIP = SHARED_DATA / "fer2013" / "fer2013-train-validation.zip"
@@ -74,3 +75,23 @@ def synthetic_model():
                         lr_schedule="onecycle", random_state=0)
     clf.fit(faces.data[train], faces.target[train])
     return clf, faces, test
+
+
+class FakeClock(Callback):
+    """A clock for ``TimeBudget``: one unit per 48x48 training batch, and the
+    pixel ratio of one for a smaller batch (a quarter at 24x24); it records
+    (epoch, side) of every training batch."""
+
+    def __init__(self):
+        self.now, self.sides = 0.0, []
+
+    def __call__(self):
+        return self.now
+
+    def on_train_begin(self, net, **kwargs):
+        def tick(module, args):
+            if module.training:
+                side = args[0].shape[-1]
+                self.now += 1.0 if side == 48 else (side / 48) ** 2
+                self.sides.append((len(net.history), side))
+        net.module_.register_forward_pre_hook(tick)

@@ -77,6 +77,7 @@ def test_profile_holds_out_part_of_training_for_learning_curves(fer_run):
     assert "Time budget 20 min; one epoch estimated at" in report
     assert "all 2 epochs of the recipe fit" in report  # the tiny cnn's
     assert search["cnn"]["time_budget"]["epochs"] == 2
+    assert search["cnn"]["time_budget"]["epochs_trained"] == 2  # the fit re-planned, kept 2
     assert "Model selection: none" in report
     assert "eighteen views" in report
     # the profile's progressive resizing: the probe times the 32x32 epochs too
@@ -297,6 +298,26 @@ def test_time_budget_counts_the_small_epochs_of_progressive_resizing(monkeypatch
     assert "at 32x32 pixels" in budget_text(plan)
 
 
+def test_fit_progress_counts_the_epochs_of_a_shortened_schedule(monkeypatch, capsys):
+    from benchmark.progress import FitProgress
+    from fer_sklearn import CNNClassifier
+    from fer_sklearn._training import TimeBudget
+
+    from .conftest import FakeClock, make_faces
+
+    X, y = make_faces()
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    # 8 epochs planned, 7 fit the budget (see test_estimators' time-budget test)
+    CNNClassifier(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
+                  random_state=0, progressive_resize=(24, 0.5), time_budget=12.0,
+                  callbacks=[("clock", clock), ("progress", FitProgress("cnn", every=0))]
+                  ).fit(X, y)
+    err = capsys.readouterr().err
+    assert "cnn: epoch 1/7," in err and "cnn: epoch 6/7," in err and "/8" not in err
+    assert "7 epochs" in err
+
+
 def test_models_section_says_when_a_fit_overran_its_budget():
     from fer_sklearn.reporting.markdown import _models
 
@@ -307,7 +328,16 @@ def test_models_section_says_when_a_fit_overran_its_budget():
     results = {"config": {"models": ["cnn"]}, "stages": {"search": {"cnn": record}}}
     assert "longer than its budget" not in _models(results)
     record["refit_time"] = 121.0
-    assert "The fit took 21% longer than its budget" in _models(results)
+    assert "The fit took 21% longer than its budget: the probe" in _models(results)
+    # a fit that re-planned as it went (epochs_trained recorded)
+    plan["epochs_trained"] = 10
+    assert "longer than its budget: it re-plans after every epoch" in _models(results)
+    assert "shortened its schedule" not in _models(results)
+    plan["epochs_trained"] = 8
+    record["refit_time"] = 99.0
+    assert ("re-planned and shortened its schedule to 8 epochs to end within the budget"
+            in _models(results))
+    assert "longer than its budget" not in _models(results)
 
 
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():

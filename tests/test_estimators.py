@@ -19,9 +19,10 @@ from fer_sklearn import (
     ResNetClassifier,
 )
 from fer_sklearn._torch_utils import NO_CUDA
+from fer_sklearn._training import TimeBudget, epochs_that_fit, small_epochs
 from fer_sklearn.preprocessing import PixelScaler
 
-from .conftest import FAMILY_CONFIGS, make_faces
+from .conftest import FAMILY_CONFIGS, FakeClock, make_faces
 
 FAMILIES = sorted(FAMILY_CONFIGS)
 
@@ -197,6 +198,51 @@ def test_bad_progressive_resize_is_named(value, faces):
     X, y = faces
     with pytest.raises(ValueError, match="progressive_resize=.*e.g. \\(32, 0.5\\)"):
         CNNClassifier(max_epochs=1, module__width=4, progressive_resize=value).fit(X, y)
+
+
+def test_epochs_that_fit_is_the_longest_schedule_within_the_budget():
+    none_small = lambda epochs: 0  # noqa: E731
+    assert epochs_that_fit(2, 20, 100, 10, 10, 10, none_small) == 10  # exactly 100 s
+    assert epochs_that_fit(2, 20, 100, 10, 12, 12, none_small) == 8  # 20 + 6 * 12 = 92
+    # half the schedule at the small size: 13 epochs = 6 small (round(6.5)) + 7 full
+    half = lambda epochs: small_epochs((24, 0.5), epochs)  # noqa: E731
+    assert epochs_that_fit(0, 0, 100, 20, 10, 5, half) == 13
+    # what is trained stays trained, however late
+    assert epochs_that_fit(5, 200, 100, 10, 10, 10, none_small) == 5
+
+
+def test_time_budget_shortens_the_schedule_to_end_in_time(faces, monkeypatch):
+    X, y = faces
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    batches = 3  # 48 faces in batches of 16
+    # planned: 4 epochs at 24 px (a quarter unit per batch) + 4 at 48 px = 5 units
+    # per batch; the budget is 4: after the first epoch the fit re-plans to 7 epochs,
+    # 4 small and 3 full (round(3.5) = 4), which end exactly on time
+    params = dict(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
+                  random_state=0, lr_schedule="cosine", progressive_resize=(24, 0.5))
+    clf = CNNClassifier(time_budget=4.0 * batches, callbacks=[("clock", clock)],
+                        **params).fit(X, y)
+    assert len(clf.history) == clf.schedule_epochs_ == 7
+    assert clf.history[:, "schedule_epochs"] == [7] * 7
+    sides = sorted(set(clock.sides))
+    assert sides == [(1, 24), (2, 24), (3, 24), (4, 24), (5, 48), (6, 48), (7, 48)]
+    assert clock.now == pytest.approx(4.0 * batches)
+    # the shortened cosine still anneals to its end
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    # the fit's bookkeeping is not mistaken for parameters (clone would carry it)
+    assert set(clf.get_params(deep=False)) == set(CNNClassifier(**params).get_params(deep=False))
+    # a budget that fits the whole schedule changes nothing
+    roomy = CNNClassifier(time_budget=1e6, callbacks=[("clock", FakeClock())],
+                          **params).fit(X, y)
+    assert len(roomy.history) == roomy.schedule_epochs_ == 8
+
+
+@pytest.mark.parametrize("value", [0, -1, "20", True])
+def test_bad_time_budget_is_named(value, faces):
+    X, y = faces
+    with pytest.raises(ValueError, match="time_budget=.*positive number of seconds"):
+        CNNClassifier(max_epochs=1, module__width=4, time_budget=value).fit(X, y)
 
 
 def test_precision_and_layout_options(faces):

@@ -147,12 +147,16 @@ def search_one(config, model, X, y):
             + (f" ({holdout:.0%} held out for the learning curve)" if holdout else ""))
         if recipe["time_budget"]:
             plan = epochs_within(est, X, y, recipe["time_budget"], holdout, config.seed)
-            est.set_params(max_epochs=plan["epochs"])
+            # The fit re-plans after every epoch too, shortening its schedule
+            # if the epochs run slower than the probe measured.
+            est.set_params(max_epochs=plan["epochs"], time_budget=recipe["time_budget"])
             record["time_budget"] = plan
             log(f"search {model}: {budget_text(plan)}")
         start = time.perf_counter()
         est.fit(X, y)
         record.update(cv=None, best_params={}, refit_time=time.perf_counter() - start)
+        if recipe["time_budget"]:
+            record["time_budget"]["epochs_trained"] = len(est.history)
     else:
         folds = StratifiedKFold(config.cv, shuffle=True, random_state=config.seed)
         n_cand = int(np.prod([len(v) for v in grid.values()]))

@@ -212,10 +212,18 @@ def _models(results):
             text += [f"{sentence[0].upper()}{sentence[1:]}; the schedule spans the epochs "
                      "trained.", ""]
             budget, took = s["time_budget"]["budget_s"], s.get("refit_time", 0)
+            trained = s["time_budget"].get("epochs_trained", s["time_budget"]["epochs"])
+            if trained < s["time_budget"]["epochs"]:
+                text += [f"The epochs ran slower than the probe measured, so the fit "
+                         f"re-planned and shortened its schedule to {trained} epochs to "
+                         "end within the budget.", ""]
             if took > 1.02 * budget:
-                text += [f"The fit took {took / budget - 1:.0%} longer than its budget: the "
-                         "probe measures the speed once, before the fit, and the fit ran "
-                         "slower than that.", ""]
+                why = ("it re-plans after every epoch, and its last epochs ran slower than "
+                       "the ones before them" if "epochs_trained" in s["time_budget"] else
+                       "the probe measures the speed once, before the fit, and the fit ran "
+                       "slower than that")
+                text += [f"The fit took {took / budget - 1:.0%} longer than its budget: "
+                         f"{why}.", ""]
         if evaluate and model in evaluate["models"]:
             per = evaluate["models"][model]["per_class"]
             rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
