@@ -108,7 +108,7 @@ class FERClassifier(NeuralNetClassifier):
         (``augment__flip``, ``augment__shift``, ``augment__rotation``,
         ``augment__scale`` tune it). Validation and prediction never augment.
     progressive_resize : (int, float) or None, default=None
-        ``(side, fraction)``: train the first ``fraction`` of the epochs on
+        ``(side, fraction)``: train the first ``fraction`` of each fit's epochs on
         faces scaled down to ``side`` x ``side`` pixels, the rest at the data's
         own size (progressive resizing). Early epochs then cost less (a 32-pixel
         epoch about half a 48-pixel one), so more epochs fit a time budget; the
@@ -119,7 +119,8 @@ class FERClassifier(NeuralNetClassifier):
         every epoch the fit re-plans from the epochs' measured times: when
         ``max_epochs`` would not end in time, the learning-rate schedule and
         progressive resizing shrink to the most epochs that do, and the fit
-        stops at their end (see :class:`fer_sklearn._training.TimeBudget`).
+        stops at their end (see :class:`fer_sklearn._training.TimeBudget`;
+        initialisation and the end-of-fit callbacks fall outside the budget).
         It never trains more than ``max_epochs``.
     precision : {"auto", "bf16", "fp32"}, default="auto"
         ``auto`` uses bfloat16 autocast where the device runs it fast (CUDA,
@@ -167,7 +168,10 @@ class FERClassifier(NeuralNetClassifier):
         ``[old, new]`` batch sizes of each such retry (empty when none).
     schedule_epochs_ : int
         The epochs the last fit's schedule spanned: ``max_epochs``, or fewer
-        where ``time_budget`` shortened it (the fit trained that many).
+        where ``time_budget`` shortened it.
+    full_size_from_ : int or None
+        With ``progressive_resize``: the epoch (from 0) of the last fit from
+        which faces trained at full size; None if none did.
 
     Examples
     --------
@@ -266,6 +270,9 @@ class FERClassifier(NeuralNetClassifier):
                 module.train(was_training)
 
     def __setstate__(self, state):
+        # Models pickled before these parameters existed still refit.
+        state.setdefault("progressive_resize", None)
+        state.setdefault("time_budget", None)
         requested = state.get("device")
         if str(requested) == "auto":
             state["device"] = resolve_device("auto")
@@ -323,10 +330,11 @@ class FERClassifier(NeuralNetClassifier):
         if self.progressive_resize is None:
             return None
         side = int(self.progressive_resize[0])
+        if getattr(self, "full_size_from_", None) is not None or side >= min(x.shape[-2:]):
+            return None
         # During a fit the history holds one row per epoch begun so far.
         begun = len(self.history) - getattr(self, "_fit_start_epoch_", 0)
-        small = small_epochs(self.progressive_resize, schedule_epochs(self))
-        if begun > small or side >= min(x.shape[-2:]):
+        if begun > small_epochs(self.progressive_resize, schedule_epochs(self)):
             return None
         return side
 
@@ -413,11 +421,17 @@ class FERClassifier(NeuralNetClassifier):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # Each fit call runs its own schedule; a time budget may shorten it.
         self.schedule_epochs_ = self.max_epochs
+        self.full_size_from_ = None
         self._fit_start_epoch_ = len(self.history)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        if len(self.history) - self._fit_start_epoch_ >= schedule_epochs(self):
+        epoch = len(self.history) - self._fit_start_epoch_  # of this fit, from 0
+        planned = schedule_epochs(self)
+        if epoch >= planned:
             raise KeyboardInterrupt  # skorch ends the fit here, as early stopping does
+        if (self.progressive_resize is not None and self.full_size_from_ is None
+                and epoch >= small_epochs(self.progressive_resize, planned)):
+            self.full_size_from_ = epoch  # from here on every epoch trains at full size
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
 

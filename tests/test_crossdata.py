@@ -335,7 +335,7 @@ def test_models_section_says_when_a_fit_overran_its_budget():
     assert "shortened its schedule" not in _models(results)
     plan["epochs_trained"] = 8
     record["refit_time"] = 99.0
-    assert ("re-planned and shortened its schedule to 8 epochs to end within the budget"
+    assert ("the fit shortened its schedule to 8 epochs to end within the budget"
             in _models(results))
     assert "longer than its budget" not in _models(results)
 

@@ -232,10 +232,41 @@ def test_time_budget_shortens_the_schedule_to_end_in_time(faces, monkeypatch):
     assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
     # the fit's bookkeeping is not mistaken for parameters (clone would carry it)
     assert set(clf.get_params(deep=False)) == set(CNNClassifier(**params).get_params(deep=False))
-    # a budget that fits the whole schedule changes nothing
-    roomy = CNNClassifier(time_budget=1e6, callbacks=[("clock", FakeClock())],
+    # a budget that fits the whole schedule exactly changes nothing
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    roomy = CNNClassifier(time_budget=5.0 * batches, callbacks=[("clock", clock)],
                           **params).fit(X, y)
-    assert len(roomy.history) == roomy.schedule_epochs_ == 8
+    assert len(roomy.history) == roomy.schedule_epochs_ == 8 and roomy.full_size_from_ == 4
+
+
+def test_time_budget_never_goes_back_to_small_faces(faces, monkeypatch):
+    X, y = faces
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    # Told that a 24-pixel epoch costs an eighth of a full one (it costs a quarter),
+    # the fit first expects full-size epochs twice as slow as they are and plans
+    # short; once it has timed one, the schedule grows again, but the faces stay
+    # at full size.
+    clf = CNNClassifier(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
+                        random_state=0, progressive_resize=(24, 0.5), time_budget=15.0,
+                        callbacks__time_budget__small_cost=0.125,
+                        callbacks=[("clock", clock)]).fit(X, y)
+    sides = [side for _, side in sorted(set(clock.sides))]
+    assert sides == sorted(sides) and sides[0] == 24 and sides[-1] == 48
+    plans = clf.history[:, "schedule_epochs"]
+    assert min(plans) < plans[-1] == len(clf.history)  # shortened, then grown back
+    assert clock.now <= 15.0
+
+
+def test_a_model_pickled_before_time_budget_existed_still_refits(faces):
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
+    state = clf.__getstate__()
+    del state["time_budget"], state["progressive_resize"]
+    old = CNNClassifier.__new__(CNNClassifier)
+    old.__setstate__(state)
+    assert old.time_budget is None and old.fit(X, y).predict(X[:2]).shape == (2,)
 
 
 @pytest.mark.parametrize("value", [0, -1, "20", True])

@@ -150,6 +150,9 @@ def search_one(config, model, X, y):
             # The fit re-plans after every epoch too, shortening its schedule
             # if the epochs run slower than the probe measured.
             est.set_params(max_epochs=plan["epochs"], time_budget=recipe["time_budget"])
+            if "small_epoch_s" in plan:  # the probe's cost ratio of the two sizes
+                est.set_params(callbacks__time_budget__small_cost=plan["small_epoch_s"]
+                               / plan["epoch_s"])
             record["time_budget"] = plan
             log(f"search {model}: {budget_text(plan)}")
         start = time.perf_counter()

@@ -214,9 +214,9 @@ def _models(results):
             budget, took = s["time_budget"]["budget_s"], s.get("refit_time", 0)
             trained = s["time_budget"].get("epochs_trained", s["time_budget"]["epochs"])
             if trained < s["time_budget"]["epochs"]:
-                text += [f"The epochs ran slower than the probe measured, so the fit "
-                         f"re-planned and shortened its schedule to {trained} epochs to "
-                         "end within the budget.", ""]
+                text += [f"Re-planning after each epoch from the epochs' measured times, "
+                         f"the fit shortened its schedule to {trained} epochs to end within "
+                         "the budget.", ""]
             if took > 1.02 * budget:
                 why = ("it re-plans after every epoch, and its last epochs ran slower than "
                        "the ones before them" if "epochs_trained" in s["time_budget"] else
