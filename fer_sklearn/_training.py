@@ -22,6 +22,17 @@ def _arrays_of(dataset):
     return dataset.X, dataset.y
 
 
+def n_batches(n, batch_size):
+    """How many batches :class:`BatchIterator` cuts ``n`` samples into
+    (``batch_size`` below 1: one batch of all of them)."""
+    if int(batch_size) < 1:
+        return 1
+    full, rest = divmod(int(n), int(batch_size))
+    if full and rest == 1:
+        return full  # the lone sample joins the last batch
+    return full + (rest > 0)
+
+
 class BatchIterator:
     """Mini-batches sliced straight out of in-memory arrays.
 
@@ -50,7 +61,7 @@ class BatchIterator:
         return list(zip(starts, starts[1:] + [n]))
 
     def __len__(self):
-        return len(self._bounds())
+        return n_batches(len(self.X), self.batch_size)
 
     def __iter__(self):
         order = torch.randperm(len(self.X)).numpy() if self.shuffle else None
@@ -262,7 +273,7 @@ class BatchLRSchedule(Callback):
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         # Recounted every epoch: a time budget may have shortened the schedule.
         batch = getattr(net, "batch_size_", net.batch_size)
-        per_epoch = max(1, math.ceil(len(dataset_train) / batch))
+        per_epoch = max(1, n_batches(len(dataset_train), batch))
         self.total_ = per_epoch * schedule_epochs(net)
         self._apply(net)
 

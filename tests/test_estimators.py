@@ -19,7 +19,7 @@ from fer_sklearn import (
     ResNetClassifier,
 )
 from fer_sklearn._torch_utils import NO_CUDA
-from fer_sklearn._training import TimeBudget, epochs_that_fit, small_epochs
+from fer_sklearn._training import TimeBudget, epochs_that_fit, n_batches, small_epochs
 from fer_sklearn.preprocessing import PixelScaler
 
 from .conftest import FAMILY_CONFIGS, FakeClock, make_faces
@@ -335,6 +335,10 @@ def test_lr_schedule_decays_to_zero(faces):
     clf = CNNClassifier(max_epochs=3, lr=0.1, module__width=4, module__depth=2,
                         random_state=0, lr_schedule="cosine").fit(X, y)
     assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    # 48 faces in batches of 47: the lone 48th joins the batch, one step per epoch
+    clf.set_params(batch_size=47).fit(X, y)
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert [n_batches(n, 47) for n in (47, 48, 49, 95, 1)] == [1, 1, 2, 2, 1]
     with pytest.raises(ValueError, match="lr_schedule='linear'"):
         CNNClassifier(lr_schedule="linear", max_epochs=1).fit(X, y)
 
