@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
-from fer_sklearn._training import small_epochs
+from fer_sklearn._training import epochs_that_fit, small_epochs
 from fer_sklearn.reporting.markdown import budget_text
 
 from ..config import _did_you_mean
@@ -110,22 +110,17 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
     planned = est.max_epochs
     plan = {"budget_s": budget, "probe_images": int(n), "probe_images_per_s": float(rate),
             "epoch_s": float(epoch_s), "max_epochs": int(planned)}
-    if est.progressive_resize is None:
-        plan["epochs"] = int(min(planned, max(1, budget // epoch_s)))
-        return plan
-    side = est.progressive_resize[0]
-    small_rate, small_train_s = epoch_seconds(progressive_resize=(side, 1.0))
-    small_epoch_s = small_train_s + valid_s
-
-    def cost(epochs):
-        small = small_epochs(est.progressive_resize, epochs)
-        return small * small_epoch_s + (epochs - small) * epoch_s
-
-    epochs = planned
-    while epochs > 1 and cost(epochs) > budget:
-        epochs -= 1
-    plan.update(small_side=int(side), small_images_per_s=float(small_rate),
-                small_epoch_s=float(small_epoch_s), epochs=int(epochs))
+    small_epoch_s = epoch_s
+    if est.progressive_resize is not None:
+        side = est.progressive_resize[0]
+        small_rate, small_train_s = epoch_seconds(progressive_resize=(side, 1.0))
+        small_epoch_s = small_train_s + valid_s
+        plan.update(small_side=int(side), small_images_per_s=float(small_rate),
+                    small_epoch_s=float(small_epoch_s))
+    # The same rule the fit's own re-planning applies after each epoch.
+    plan["epochs"] = int(max(1, epochs_that_fit(
+        0, 0.0, budget, planned, epoch_s, small_epoch_s,
+        lambda epochs: small_epochs(est.progressive_resize, epochs))))
     return plan
 
 
