@@ -172,6 +172,9 @@ class FERClassifier(NeuralNetClassifier):
     full_size_from_ : int or None
         With ``progressive_resize``: the epoch (from 0) of the last fit from
         which faces trained at full size; None if none did.
+    train_side_ : int or None
+        The side the current (or last) epoch scaled training faces to; None
+        for their own size.
 
     Examples
     --------
@@ -324,20 +327,6 @@ class FERClassifier(NeuralNetClassifier):
         if not ok:
             raise ValueError(BAD_PROGRESSIVE_RESIZE.format(value=value))
 
-    def _train_side(self, x):
-        """The side length the current training epoch scales faces to, or None
-        for their own size (see ``progressive_resize``)."""
-        if self.progressive_resize is None:
-            return None
-        side = int(self.progressive_resize[0])
-        if getattr(self, "full_size_from_", None) is not None or side >= min(x.shape[-2:]):
-            return None
-        # During a fit the history holds one row per epoch begun so far.
-        begun = len(self.history) - getattr(self, "_fit_start_epoch_", 0)
-        if begun > small_epochs(self.progressive_resize, schedule_epochs(self)):
-            return None
-        return side
-
     def _check_family(self):
         if self._family is None or self.module is not None:
             return
@@ -429,9 +418,17 @@ class FERClassifier(NeuralNetClassifier):
         planned = schedule_epochs(self)
         if epoch >= planned:
             raise KeyboardInterrupt  # skorch ends the fit here, as early stopping does
-        if (self.progressive_resize is not None and self.full_size_from_ is None
-                and epoch >= small_epochs(self.progressive_resize, planned)):
-            self.full_size_from_ = epoch  # from here on every epoch trains at full size
+        # The side this epoch's training faces are scaled to (None: their own
+        # size), decided once here: the first part of the schedule is small,
+        # and once an epoch has trained at full size every later one does too.
+        self.train_side_ = None
+        if self.progressive_resize is not None and self.full_size_from_ is None:
+            side = int(self.progressive_resize[0])
+            if (epoch < small_epochs(self.progressive_resize, planned)
+                    and side < min(self.input_shape_[-2:])):
+                self.train_side_ = side
+            else:
+                self.full_size_from_ = epoch
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
 
@@ -478,7 +475,7 @@ class FERClassifier(NeuralNetClassifier):
             if spec.in_chans is not None and x.shape[1] != spec.in_chans:
                 x = x.mean(1, keepdim=True).expand(-1, spec.in_chans, -1, -1)
         if augment and self.module_.training:
-            side = self.train_side_ = self._train_side(x)
+            side = getattr(self, "train_side_", None)
             if self.augment:
                 x = augment_batch(x, size=side,
                                   **{**_AUGMENT_DEFAULTS, **self.get_params_for("augment")})
