@@ -25,12 +25,13 @@ def _arrays_of(dataset):
 def n_batches(n, batch_size):
     """How many batches :class:`BatchIterator` cuts ``n`` samples into
     (``batch_size`` below 1: one batch of all of them)."""
-    if int(batch_size) < 1:
+    n, batch_size = int(n), int(batch_size)
+    if batch_size < 1:
         return 1
-    full, rest = divmod(int(n), int(batch_size))
-    if full and rest == 1:
-        return full  # the lone sample joins the last batch
-    return full + (rest > 0)
+    count = -(-n // batch_size)
+    if count > 1 and n - (count - 1) * batch_size == 1:
+        count -= 1  # a last batch of one sample joins the one before
+    return count
 
 
 class BatchIterator:
@@ -55,9 +56,7 @@ class BatchIterator:
 
     def _bounds(self):
         n, bs = len(self.X), self.batch_size
-        starts = list(range(0, n, bs))
-        if len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
+        starts = [i * bs for i in range(n_batches(n, bs))]
         return list(zip(starts, starts[1:] + [n]))
 
     def __len__(self):

@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
-from skorch.dataset import ValidSplit
+from skorch.dataset import Dataset, ValidSplit
 
 from fer_sklearn import (
     CNNClassifier,
@@ -19,7 +19,13 @@ from fer_sklearn import (
     ResNetClassifier,
 )
 from fer_sklearn._torch_utils import NO_CUDA
-from fer_sklearn._training import TimeBudget, epochs_that_fit, n_batches, small_epochs
+from fer_sklearn._training import (
+    BatchIterator,
+    TimeBudget,
+    epochs_that_fit,
+    n_batches,
+    small_epochs,
+)
 from fer_sklearn.preprocessing import PixelScaler
 
 from .conftest import FAMILY_CONFIGS, FakeClock, make_faces
@@ -339,6 +345,10 @@ def test_lr_schedule_decays_to_zero(faces):
     clf.set_params(batch_size=47).fit(X, y)
     assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
     assert [n_batches(n, 47) for n in (47, 48, 49, 95, 1)] == [1, 1, 2, 2, 1]
+    # the count is the iterator's own, whatever the batch size
+    for n, batch in [(2, 1), (3, 2), (48, 47), (95, 47), (0, 4), (10, 4)]:
+        batches = BatchIterator(Dataset(np.zeros((n, 2)), np.zeros(n)), batch_size=batch)
+        assert len(list(batches)) == len(batches) == n_batches(n, batch)
     with pytest.raises(ValueError, match="lr_schedule='linear'"):
         CNNClassifier(lr_schedule="linear", max_epochs=1).fit(X, y)
 
