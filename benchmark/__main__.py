@@ -31,7 +31,8 @@ def build_parser():
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     run.add_argument("--config", dest="config_file", help="TOML file of config keys")
     run.add_argument("--out", help="folder of run folders (default: reports)")
-    run.add_argument("--name", help="run folder name (default: <dataset>-<profile>)")
+    run.add_argument("--name", help="run folder name (default: <dataset>-<profile>, or the "
+                     "profile alone when it starts with the dataset kind: fer2013-cpu)")
     run.add_argument("--seed", type=int, help="seed of split, folds, models, bootstrap (default 0)")
     run.add_argument("--n-jobs", dest="n_jobs", type=int,
                      help="parallel fits in the search on the loky backend (default 1)")
@@ -79,7 +80,8 @@ def build_parser():
     faces = sub.add_parser("faces", help="time the synthetic face generator; draw examples",
                            description="Print faces/s of make_synthetic_faces on one CPU "
                                        "core, and optionally save a grid of examples per class.")
-    faces.add_argument("--n", type=int, default=20000, help="faces to time (default 20000)")
+    faces.add_argument("--n", type=int,
+                       help="faces to time (default 20000), or to export (default 2000)")
     faces.add_argument("--grid", help="write a PNG of 8 example faces per class here")
     faces.add_argument("--seed", type=int, default=0)
     faces.add_argument("--export", metavar="DIR",

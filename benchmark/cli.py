@@ -1,5 +1,6 @@
 """The commands behind ``python -m benchmark``."""
 
+import errno
 import sys
 
 from fer_sklearn.architectures import get_spec, list_architectures
@@ -8,11 +9,15 @@ from . import runner
 from .config import DATASET_KINDS, describe_profiles, resolve_config
 from .config import FIELDS as CONFIG_FIELDS
 from .progress import log
+from .store import WriteError
 
 CANNOT_WRITE = (
     "cannot write {path}: {reason}. Free some space or pick a writable --out; finished "
     "units of the run are kept, so the same command plus --resume continues where it stopped."
 )
+CANNOT_READ = "cannot read {path}: {reason}."
+# Errors that only a write can meet: disk full, read-only file system, quota.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
                "command plus --resume.")
 
@@ -55,9 +60,10 @@ def cmd_faces(args):
     from . import faces
 
     if args.export:
-        faces.export_faces(args.export, n=args.n, seed=args.seed, drop=args.drop or ())
+        n = 2000 if args.n is None else args.n
+        faces.export_faces(args.export, n=n, seed=args.seed, drop=args.drop or ())
         return 0
-    faces.run(n=args.n, grid=args.grid, seed=args.seed)
+    faces.run(n=20000 if args.n is None else args.n, grid=args.grid, seed=args.seed)
     return 0
 
 
@@ -86,8 +92,9 @@ def main(args):
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # read-only folder, disk full, ...
-        path = exc.filename or "a file"
-        print("error: " + CANNOT_WRITE.format(path=path, reason=exc.strerror or exc),
-              file=sys.stderr)
+    except OSError as exc:  # read-only folder, disk full, unreadable data, ...
+        written = isinstance(exc, WriteError) or exc.errno in _WRITE_ERRNOS
+        message = CANNOT_WRITE if written else CANNOT_READ
+        print("error: " + message.format(path=exc.filename or "a file",
+                                         reason=exc.strerror or exc), file=sys.stderr)
         return 1

@@ -92,7 +92,7 @@ _SEED_RECIPES = {
     for name in ("seed_cnn", "seed_resnet", "seed_densenet")
 }
 
-# Full: the GPU recipe for FER2013 (long schedule, augmentation, flip
+# Full: the GPU recipe for FER2013 (long schedule, augmentation, ten-view
 # averaging at test time). Expect hours on a CPU.
 _FULL_COMMON = {"batch_size": 128, "lr_schedule": "onecycle", "label_smoothing": 0.1,
                 "class_weight": "balanced", "optimizer__weight_decay": 5e-4}
@@ -141,7 +141,7 @@ PROFILES = {
         "recipes": _QUICK_RECIPES,
     },
     "full": {
-        "description": "GPU recipe for FER2013: long schedule, augmentation, flip averaging",
+        "description": "GPU recipe for FER2013: long schedule, augmentation, ten-view averaging",
         "models": ["cnn", "resnet18", "densenet_bc"],
         "cv": 3,
         "tta": "crops",

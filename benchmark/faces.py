@@ -11,6 +11,7 @@ from fer_sklearn.datasets import make_synthetic_faces, plot_face_grid
 from fer_sklearn.reporting.figures import _save
 
 from .progress import log
+from .store import writing
 
 
 def _one_core():
@@ -40,6 +41,7 @@ EXPORT_NAMES = {"angry": "anger", "disgust": "disgusted", "fear": "fearful",
                 "happy": "happiness", "sad": "sadness", "surprise": "surprised",
                 "neutral": "neutral"}
 NOT_EMPTY = "{path} exists and is not empty; export into a new folder."
+UNKNOWN_DROP = "--drop names {unknown}, not among the classes {valid}."
 
 
 def export_faces(folder, n=2000, seed=0, drop=()):
@@ -50,15 +52,26 @@ def export_faces(folder, n=2000, seed=0, drop=()):
     ``folder/attributes.csv`` (``path`` plus the generator's group columns).
     Classes in ``drop`` are left out. Load it with ``csv:FOLDER/labels.csv``.
     """
-    from PIL import Image
-
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(NOT_EMPTY.format(path=folder))
+    unknown = sorted(set(drop) - set(EXPORT_NAMES))
+    if unknown:
+        raise ValueError(UNKNOWN_DROP.format(unknown=", ".join(unknown),
+                                             valid=", ".join(EXPORT_NAMES)))
     faces = make_synthetic_faces(n, random_state=seed)
     keep = ~np.isin(faces.target, list(drop))
-    (folder / "images").mkdir(parents=True, exist_ok=True)
     groups = list(faces.get("attributes", []))
+    with writing():
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        _write_export(folder, faces, keep, groups)
+    log(f"faces: {int(keep.sum())} faces written to {folder} (load with csv:{folder}/labels.csv)")
+    return folder
+
+
+def _write_export(folder, faces, keep, groups):
+    from PIL import Image
+
     with open(folder / "labels.csv", "w", newline="") as fl, \
             open(folder / "attributes.csv", "w", newline="") as fa:
         labels, attrs = csv.writer(fl), csv.writer(fa)
@@ -69,8 +82,6 @@ def export_faces(folder, n=2000, seed=0, drop=()):
             Image.fromarray(faces.data[i]).save(folder / name)
             labels.writerow([name, EXPORT_NAMES[faces.target[i]]])
             attrs.writerow([name] + [faces.frame[g].iloc[i] for g in groups])
-    log(f"faces: {int(keep.sum())} faces written to {folder} (load with csv:{folder}/labels.csv)")
-    return folder
 
 
 def run(n=20000, grid=None, seed=0):

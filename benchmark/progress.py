@@ -8,6 +8,8 @@ from tqdm.auto import tqdm
 
 from fer_sklearn._training import schedule_epochs
 
+from .store import stop_if_interrupted
+
 _START = time.monotonic()
 
 
@@ -31,6 +33,7 @@ class FitProgress(Callback):
         self.every = every
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        stop_if_interrupted()  # skorch ended an earlier fit on a Ctrl-C: no next one
         self.start_ = time.perf_counter()
         self.n_ = len(X) if X is not None else 0
         self.last_ = self.start_
@@ -53,7 +56,12 @@ class FitProgress(Callback):
             return
         self.last_ = now
         done = len(net.history)
-        left = (now - self.start_) / done * (planned - done)
+        # A time budget's estimate knows that small (progressive) epochs come
+        # first and cost less; otherwise, the epochs so far give the pace.
+        budget = dict(getattr(net, "callbacks_", [])).get("time_budget")
+        left = getattr(budget, "seconds_left_", None)
+        if left is None:
+            left = (now - self.start_) / done * (planned - done)
         held = f", held-out acc. {row['valid_acc']:.3f}" if "valid_acc" in row else ""
         log(f"  {self.label}: epoch {done}/{planned}, train loss "
             f"{row['train_loss']:.3f}{held}, about {left / 60:.0f} min left")
@@ -61,8 +69,11 @@ class FitProgress(Callback):
     def on_train_end(self, net, **kwargs):
         if self.bar_ is not None:
             self.bar_.close()
-        loss = net.history[-1, "train_loss"] if len(net.history) else float("nan")
-        log(f"  {self.label}: fit on {self.n_} images, {len(net.history)} epochs, "
+        # Raised here, outside skorch's guard, the Ctrl-C stops the run.
+        stop_if_interrupted()
+        finished = [row for row in net.history if "train_loss" in row]
+        loss = finished[-1]["train_loss"] if finished else float("nan")
+        log(f"  {self.label}: fit on {self.n_} images, {len(finished)} epochs, "
             f"train loss {loss:.3f}, {time.perf_counter() - self.start_:.1f} s")
 
     def __getstate__(self):

@@ -15,7 +15,14 @@ from .config import Config
 from .progress import log
 from .stages import ordered_stages
 from .stages.data import load
-from .store import UnitStore, to_jsonable, write_json, write_text
+from .store import (
+    UnitStore,
+    to_jsonable,
+    watch_interrupts,
+    write_json,
+    write_text,
+    writing,
+)
 
 MARKER = ".fer-benchmark-run"
 NOT_A_RUN_DIR = (
@@ -39,10 +46,10 @@ class Context:
     """What stages see: the config, the run folder, the unit store, the data
     (loaded on first use) and the results of the stages before them."""
 
-    def __init__(self, config, run_dir):
+    def __init__(self, config, run_dir, interrupted=lambda: False):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.store = UnitStore(self.run_dir / "state")
+        self.store = UnitStore(self.run_dir / "state", interrupted=interrupted)
         self.results = {}
         self._data = None
 
@@ -97,12 +104,15 @@ def _prepare_run_dir(config, resume):
                 if keys:
                     raise ValueError(RESUME_OTHER_CONFIG.format(path=run_dir, keys=", ".join(keys)))
         else:
+            # A fresh run starts over. The earlier run's results, report and
+            # saved models stay usable until this run replaces them at its end.
             shutil.rmtree(run_dir / "state", ignore_errors=True)
+    with writing():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / MARKER).touch()
         # Temporary files of a killed run (atomic writes never finished) go.
         for tmp in run_dir.rglob(".*.tmp"):
             tmp.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MARKER).touch()
     write_text(run_dir / "config.json", config.to_json() + "\n")
     return run_dir
 
@@ -143,9 +153,21 @@ def run(config: Config, resume=False):
     pathlib.Path
         The run folder.
     """
+    from .stages.search import check_recipes
+
+    check_recipes(config)  # a typo fails now, not after the first models have trained
     run_dir = _prepare_run_dir(config, resume)
+    # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
+    # stops the run: the store refuses to record anything after it.
+    with watch_interrupts() as interrupted:
+        _run_stages(config, run_dir, resume, interrupted)
+    log(f"report: {run_dir / 'report.md'}")
+    return run_dir
+
+
+def _run_stages(config, run_dir, resume, interrupted):
     device = resolve_device(config.device)
-    ctx = Context(config, run_dir)
+    ctx = Context(config, run_dir, interrupted=interrupted)
     timings = {}
     for stage in ordered_stages():
         key = f"stage-{stage.name}"
@@ -166,7 +188,7 @@ def run(config: Config, resume=False):
         ctx.results[stage.name] = unit["result"]
         timings[stage.name] = unit["seconds"]
     if config.save_models and "search" in ctx.results:
-        save_models(ctx)
+        save_models(ctx, replace=not resume)
     results = {
         "name": config.run_name,
         "config": config.to_dict(),
@@ -174,22 +196,26 @@ def run(config: Config, resume=False):
         "stages": ctx.results,
         "timings": timings,
     }
-    results["figures"] = make_figures(results, run_dir)
+    with writing():
+        results["figures"] = make_figures(results, run_dir)
     # The report is rendered from exactly what results.json holds, so that
     # `benchmark report` reproduces it byte for byte.
     results = to_jsonable(results)
+    if interrupted():
+        raise KeyboardInterrupt
     write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
-    log(f"report: {run_dir / 'report.md'}")
-    return run_dir
 
 
-def save_models(ctx):
-    """Copy each fitted model into ``RUN_DIR/models/`` (also after a ``--resume``)."""
+def save_models(ctx, replace=True):
+    """Copy each fitted model into ``RUN_DIR/models/``: every one (``replace``:
+    an earlier run's models in the folder are not this run's), or after a
+    ``--resume`` those not saved yet."""
     from .stages.search import save_model
 
     folder = ctx.run_dir / "models"
-    todo = [m for m in ctx.config.models if not (folder / f"{m}.joblib").is_file()]
+    todo = [m for m in ctx.config.models
+            if replace or not (folder / f"{m}.joblib").is_file()]
     for model in todo:
         save_model(ctx.store.get_model(f"model-{model}"), folder, model)
     if todo:

@@ -2,7 +2,9 @@
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,28 +12,46 @@ import joblib
 import numpy as np
 
 
+class WriteError(OSError):
+    """An ``OSError`` met while writing a run's files (disk full, read-only folder)."""
+
+
+@contextmanager
+def writing():
+    """Re-raise the block's ``OSError`` as :class:`WriteError`, so that the
+    command line can tell a failed write from a failed read."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(exc.errno, exc.strerror or str(exc), exc.filename) from exc
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; move it into place only on success.
 
     A crash or an exception inside the block leaves ``path`` as it was (absent
-    or the previous complete version) and removes the temporary file.
+    or the previous complete version) and removes the temporary file. An
+    ``OSError`` comes out as :class:`WriteError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp creates the file private (0600); give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with _ignore_missing():
-            os.unlink(tmp)
-        raise
+    with writing():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            # mkstemp creates the file private (0600); give it the usual mode.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            with _ignore_missing():
+                os.unlink(tmp)
+            raise
 
 
 @contextmanager
@@ -69,16 +89,67 @@ def to_jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
 
 
+@contextmanager
+def watch_interrupts():
+    """Note every Ctrl-C (SIGINT) inside the block; yields ``seen()``, true once one came.
+
+    The signal still raises ``KeyboardInterrupt`` as usual. The note matters
+    where that exception is swallowed: skorch ends a fit on it and returns
+    normally (its way to stop training by hand, and how early stopping and a
+    time budget end a fit), so a Ctrl-C during a fit would otherwise leave a
+    half-trained model that looks finished. Outside the main thread, or where
+    SIGINT has no Python handler, nothing is installed and ``seen()`` stays false.
+    """
+    global _seen
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield lambda: False
+        return
+    seen, outer = [], _seen
+
+    def note(signum, frame):
+        seen.append(signum)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    _seen = seen
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _seen = outer
+
+
+_seen = []  # the signals noted by the innermost watch_interrupts
+
+
+def stop_if_interrupted():
+    """Raise ``KeyboardInterrupt`` if a Ctrl-C came during the current
+    :func:`watch_interrupts` (a fit may have swallowed it); where a fit
+    starts or ends, so that the run stops at once rather than at its next store."""
+    if _seen:
+        raise KeyboardInterrupt
+
+
 class UnitStore:
     """Finished units of a run, one file each, under ``RUN_DIR/state/``.
 
     A unit is written once, atomically, when it finishes; ``--resume`` reads
     it back instead of recomputing. Keys are short names such as
-    ``search-cnn``.
+    ``search-cnn``. ``interrupted``, a callable, is asked before every write:
+    once it is true (a Ctrl-C has come, see :func:`watch_interrupts`) nothing
+    more is stored and ``KeyboardInterrupt`` is raised instead, since the unit
+    may have been cut short.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, interrupted=lambda: False):
         self.folder = Path(folder)
+        self.interrupted = interrupted
+
+    def _writable(self, key, ext):
+        if self.interrupted():
+            raise KeyboardInterrupt
+        return self._path(key, ext)
 
     def _path(self, key, ext):
         return self.folder / f"{key}.{ext}"
@@ -90,14 +161,14 @@ class UnitStore:
         return json.loads(self._path(key, "json").read_text(encoding="utf-8"))
 
     def put_json(self, key, obj):
-        write_json(self._path(key, "json"), obj)
+        write_json(self._writable(key, "json"), obj)
 
     def get_arrays(self, key):
         with np.load(self._path(key, "npz"), allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
 
     def put_arrays(self, key, **arrays):
-        with atomic_path(self._path(key, "npz")) as tmp:
+        with atomic_path(self._writable(key, "npz")) as tmp:
             with tmp.open("wb") as fh:
                 np.savez(fh, **arrays)
 
@@ -105,5 +176,5 @@ class UnitStore:
         return joblib.load(self._path(key, "joblib"))
 
     def put_model(self, key, model):
-        with atomic_path(self._path(key, "joblib")) as tmp:
+        with atomic_path(self._writable(key, "joblib")) as tmp:
             joblib.dump(model, tmp)

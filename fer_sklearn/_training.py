@@ -175,14 +175,17 @@ def epochs_that_fit(done, elapsed, budget, most, epoch_s, small_epoch_s, small_o
     int
         At least ``done`` (nothing is undone) and at most ``most``.
     """
-    def remaining(epochs):
-        small = small_of(epochs)
-        return sum(small_epoch_s if e < small else epoch_s for e in range(done, epochs))
-
     epochs = most
-    while epochs > done and elapsed + remaining(epochs) > budget:
+    while (epochs > done and elapsed + seconds_left(done, epochs, epoch_s, small_epoch_s,
+                                                    small_of) > budget):
         epochs -= 1
     return epochs
+
+
+def seconds_left(done, epochs, epoch_s, small_epoch_s, small_of):
+    """Expected seconds of epochs ``done`` to ``epochs`` (arguments as in :func:`epochs_that_fit`)."""
+    small = small_of(epochs)
+    return sum(small_epoch_s if e < small else epoch_s for e in range(done, epochs))
 
 
 class TimeBudget(Callback):
@@ -210,18 +213,26 @@ class TimeBudget(Callback):
         the pixel ratio (``side**2 / (H * W)``); a measured figure (the
         benchmark's probe) is closer, since small epochs cost a little more
         than their pixels.
+    initial_epochs : int or None
+        The schedule's length until the first epoch has been timed (an
+        estimate made beforehand, such as the benchmark's probe); None:
+        ``max_epochs``. Later plans may grow past it, up to ``max_epochs``.
     """
 
     clock = staticmethod(time.perf_counter)
 
-    def __init__(self, seconds, small_cost=None):
+    def __init__(self, seconds, small_cost=None, initial_epochs=None):
         self.seconds = seconds
         self.small_cost = small_cost
+        self.initial_epochs = initial_epochs
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self.initial_epochs is not None:
+            net.schedule_epochs_ = max(1, min(int(self.initial_epochs), net.max_epochs))
         self.start_ = self.last_end_ = self.clock()
         self.done_ = 0
         self.times_ = {True: [], False: []}  # small epoch? -> durations
+        self.seconds_left_ = None
 
     def on_epoch_end(self, net, **kwargs):
         now = self.clock()
@@ -249,6 +260,9 @@ class TimeBudget(Callback):
             self.done_, now - self.start_, self.seconds, net.max_epochs, epoch_s,
             small_epoch_s, small_of)
         net.history.record("schedule_epochs", net.schedule_epochs_)
+        # What the rest of the plan should take, for progress messages.
+        self.seconds_left_ = seconds_left(self.done_, net.schedule_epochs_, epoch_s,
+                                          small_epoch_s, small_of)
 
 
 class BatchLRSchedule(Callback):

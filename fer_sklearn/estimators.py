@@ -74,6 +74,8 @@ WRONG_FAMILY = (
     "Use FERClassifier(architecture={arch!r}) for any registered architecture."
 )
 UNKNOWN_CLASS_WEIGHT_LABEL = "class_weight names label(s) {labels} that are not in y."
+BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of label -> "
+                    "weight (e.g. {{'disgust': 3.0}}).")
 
 _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 
@@ -564,8 +566,10 @@ class FERClassifier(NeuralNetClassifier):
                 raise ValueError(UNKNOWN_CLASS_WEIGHT_LABEL.format(labels=sorted(missing)))
             weight = {int(self.label_encoder_.transform([k])[0]): v
                       for k, v in self.class_weight.items()}
-        else:
+        elif isinstance(self.class_weight, str) and self.class_weight == "balanced":
             weight = self.class_weight
+        else:
+            raise ValueError(BAD_CLASS_WEIGHT.format(value=self.class_weight))
         present = np.unique(y_enc)
         w = np.ones(len(classes))
         w[present] = compute_class_weight(weight, classes=present, y=y_enc) if (
@@ -617,7 +621,11 @@ class FERClassifier(NeuralNetClassifier):
             free_device_memory()
 
     def partial_fit(self, X, y, classes=None, **fit_params):
-        """Continue training (initialising first if needed) on ``X``, ``y``."""
+        """Continue training (initialising first if needed) on ``X``, ``y``.
+
+        ``classes`` is accepted for scikit-learn's signature and not used: the
+        classes are those of the first fit (later labels must be among them).
+        """
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             return self.fit(X, y, **fit_params)
         X = self._validate_X(X, reset=False)

@@ -78,12 +78,12 @@ def synthetic_model():
 
 
 class FakeClock(Callback):
-    """A clock for ``TimeBudget``: one unit per 48x48 training batch, and the
-    pixel ratio of one for a smaller batch (a quarter at 24x24); it records
+    """A clock for ``TimeBudget``: ``unit`` seconds per 48x48 training batch, and
+    the pixel ratio of that for a smaller batch (a quarter at 24x24); it records
     (epoch, side) of every training batch."""
 
-    def __init__(self):
-        self.now, self.sides = 0.0, []
+    def __init__(self, unit=1.0):
+        self.unit, self.now, self.sides = unit, 0.0, []
 
     def __call__(self):
         return self.now
@@ -92,6 +92,6 @@ class FakeClock(Callback):
         def tick(module, args):
             if module.training:
                 side = args[0].shape[-1]
-                self.now += 1.0 if side == 48 else (side / 48) ** 2
+                self.now += self.unit * (1.0 if side == 48 else (side / 48) ** 2)
                 self.sides.append((len(net.history), side))
         net.module_.register_forward_pre_hook(tick)

@@ -166,6 +166,19 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path, capsys, monkeypatch)
     assert "cannot write" in err and "Permission denied" in err and "Traceback" not in err
 
 
+def test_an_unreadable_dataset_is_not_called_a_write_error(tmp_path, capsys, monkeypatch):
+    from benchmark import runner
+
+    def refuse(config):
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/faces.zip")
+
+    monkeypatch.setattr(runner, "load", refuse)
+    assert _run(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "cannot read /data/faces.zip: Permission denied" in err
+    assert "cannot write" not in err and "Traceback" not in err
+
+
 def test_disk_full_while_writing_the_report_loses_nothing(tmp_path, capsys, monkeypatch):
     real = store.write_text
 

@@ -1,7 +1,9 @@
 """The benchmark harness end to end on tiny synthetic data."""
 
 import json
+import signal
 
+import joblib
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from benchmark import runner
 from benchmark.__main__ import main
 from benchmark.config import PROFILES, resolve_config
 from benchmark.stages import search as search_module
-from benchmark.store import atomic_path
+from benchmark.store import UnitStore, atomic_path, watch_interrupts
 
 TINY_TOML = """
 n_boot = 50
@@ -133,6 +135,22 @@ def test_bad_recipe_parameter_names_the_model(tmp_path, capsys):
     assert "recipes.cnn.params" in err and "Did you mean 'max_epochs'?" in err
 
 
+def test_every_recipe_is_checked_before_the_first_fit(tmp_path, capsys):
+    # A typo in the first model's grid and one in the second model's architecture
+    # options fail the run together, before the first model trains.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_TOML.replace("module__dropout = [", "module__dropuot = [")
+                   .replace("[recipes.resnet18.params]\n",
+                            "[recipes.resnet18.params]\nmodule__widht = 8\n"))
+    assert _run(bad, tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert ("recipes.cnn.grid: unknown option(s) 'module__dropuot' Did you mean "
+            "'module__dropout'?") in err
+    assert ("recipes.resnet18.params: unknown option(s) 'module__widht' Did you mean "
+            "'module__width'?") in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_after_a_crash_between_models_recomputes_nothing(tiny, tmp_path, monkeypatch):
     clean = tmp_path / "clean"
     assert _run(tiny, clean) == 0
@@ -168,6 +186,28 @@ def test_resume_refuses_a_different_configuration(tiny, tmp_path, capsys):
     assert main(["run", "--config", str(tiny), "--out", str(tmp_path), "--name", "t",
                  "--seed", "3", "--resume"]) == 2
     assert "seed" in capsys.readouterr().err
+
+
+def test_a_fresh_run_replaces_the_saved_models_of_the_earlier_run(tiny, tmp_path):
+    assert _run(tiny, tmp_path, "--save-models") == 0
+    run_dir = tmp_path / "t"
+    (run_dir / "models" / "cnn.joblib").write_bytes(b"an older run's model")
+    assert _run(tiny, tmp_path, "--save-models") == 0  # no --resume: starts over
+    assert joblib.load(run_dir / "models" / "cnn.joblib").classes_ is not None
+
+
+def test_the_store_refuses_every_unit_once_ctrl_c_came(tmp_path):
+    handler = signal.getsignal(signal.SIGINT)
+    with watch_interrupts() as interrupted:
+        store = UnitStore(tmp_path, interrupted=interrupted)
+        store.put_json("before", 1)
+        with pytest.raises(KeyboardInterrupt):  # still raised where it lands
+            signal.raise_signal(signal.SIGINT)
+        assert interrupted()
+        with pytest.raises(KeyboardInterrupt):  # e.g. after a fit that swallowed it
+            store.put_json("after", 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before.json"]
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_out_folder_with_user_files_is_never_written(tiny, tmp_path, capsys):

@@ -111,6 +111,12 @@ def _posed_set(folder, tmp_path):
     return folder
 
 
+def test_export_refuses_to_drop_a_class_it_does_not_know(tmp_path, capsys):
+    assert main(["faces", "--export", str(tmp_path / "x"), "--drop", "nuetral"]) == 2
+    assert "--drop names nuetral, not among the classes" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
     posed = _posed_set(tmp_path / "posed", tmp_path)
     assert main(["evaluate", str(fer_run), "--dataset", f"csv:{posed}/labels.csv",
@@ -306,16 +312,23 @@ def test_fit_progress_counts_the_epochs_of_a_shortened_schedule(monkeypatch, cap
     from .conftest import FakeClock, make_faces
 
     X, y = make_faces()
-    clock = FakeClock()
+    clock = FakeClock(unit=60.0)  # a minute per 48x48 batch, 15 s per 24x24 one
     monkeypatch.setattr(TimeBudget, "clock", clock)
-    # 8 epochs planned, 7 fit the budget (see test_estimators' time-budget test)
+    # 8 epochs planned, 7 fit the budget (see test_estimators' time-budget test):
+    # 4 small epochs of 3 batches (45 s each), then 3 full ones (3 min each)
     CNNClassifier(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
-                  random_state=0, progressive_resize=(24, 0.5), time_budget=12.0,
+                  random_state=0, progressive_resize=(24, 0.5), time_budget=12.0 * 60,
                   callbacks=[("clock", clock), ("progress", FitProgress("cnn", every=0))]
                   ).fit(X, y)
     err = capsys.readouterr().err
     assert "cnn: epoch 1/7," in err and "cnn: epoch 6/7," in err and "/8" not in err
     assert "7 epochs" in err
+    # time left is the plan's, full-size epochs included, not the small epochs' pace
+    lines = {line.split("epoch ")[1].split(",")[0]: line for line in err.splitlines()
+             if ": epoch " in line}
+    assert lines["1/7"].endswith("about 11 min left")  # 3 x 45 s + 3 x 3 min
+    assert lines["4/7"].endswith("about 9 min left")
+    assert lines["6/7"].endswith("about 3 min left")
 
 
 def test_models_section_says_when_a_fit_overran_its_budget():
@@ -337,6 +350,10 @@ def test_models_section_says_when_a_fit_overran_its_budget():
     record["refit_time"] = 99.0
     assert ("the fit shortened its schedule to 8 epochs to end within the budget"
             in _models(results))
+    plan["epochs_trained"] = 12
+    assert ("the fit lengthened its schedule to 12 epochs to end within the budget"
+            in _models(results))
+    plan["epochs_trained"] = 8
     assert "longer than its budget" not in _models(results)
 
 

@@ -24,6 +24,7 @@ from fer_sklearn._training import (
     TimeBudget,
     epochs_that_fit,
     n_batches,
+    seconds_left,
     small_epochs,
 )
 from fer_sklearn.preprocessing import PixelScaler
@@ -215,6 +216,9 @@ def test_epochs_that_fit_is_the_longest_schedule_within_the_budget():
     assert epochs_that_fit(0, 0, 100, 20, 10, 5, half) == 13
     # what is trained stays trained, however late
     assert epochs_that_fit(5, 200, 100, 10, 10, 10, none_small) == 5
+    # what the rest of a plan takes: epochs 2..12 of 13, those before 6 small
+    assert seconds_left(2, 13, 10, 5, half) == 4 * 5 + 7 * 10
+    assert seconds_left(13, 13, 10, 5, half) == 0
 
 
 def test_time_budget_shortens_the_schedule_to_end_in_time(faces, monkeypatch):
@@ -265,6 +269,22 @@ def test_time_budget_never_goes_back_to_small_faces(faces, monkeypatch):
     assert clock.now <= 15.0
 
 
+def test_time_budget_grows_an_initial_plan_that_was_too_short(faces, monkeypatch):
+    X, y = faces
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    # A probe guessed 4 epochs; the budget holds all 8 (4 small + 4 full, 15 units
+    # for 3 batches an epoch): after the first epoch the schedule grows to 8.
+    clf = CNNClassifier(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
+                        random_state=0, lr_schedule="cosine", progressive_resize=(24, 0.5),
+                        time_budget=15.0, callbacks__time_budget__initial_epochs=4,
+                        callbacks=[("clock", clock)]).fit(X, y)
+    assert len(clf.history) == 8 and clf.history[:, "schedule_epochs"] == [8] * 8
+    assert [side for _, side in sorted(set(clock.sides))] == [24] * 4 + [48] * 4
+    assert clock.now == pytest.approx(15.0)
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_model_pickled_before_time_budget_existed_still_refits(faces):
     X, y = faces
     clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
@@ -310,6 +330,13 @@ def test_class_weight_label_smoothing_and_optimizer_routing(faces):
     assert clf.criterion_.label_smoothing == 0.1
     assert isinstance(clf.optimizer_, torch.optim.SGD)
     assert clf.optimizer_.param_groups[0]["momentum"] == 0.9
+
+
+@pytest.mark.parametrize("value", ["balance", 3.0, ["disgust"]])
+def test_bad_class_weight_is_named(value, faces):
+    X, y = faces
+    with pytest.raises(ValueError, match="class_weight=.* is not None, 'balanced' or a dict"):
+        CNNClassifier(max_epochs=1, module__width=4, class_weight=value).fit(X, y)
 
 
 def test_adam_runs_fused_where_available_unless_asked_otherwise(faces, monkeypatch):

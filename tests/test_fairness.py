@@ -658,3 +658,29 @@ def test_fer2013_predicted_demographics_with_their_tiny_groups():
     assert sum(r["n"] for r in inter["groups"].values()) == len(y)
     # Predictions that ignore the groups: no accuracy gap may be flagged.
     assert not any(g["metric"] == "accuracy" for g in audit.significant_gaps())
+
+
+def test_summary_names_the_significant_gaps_that_its_table_shows():
+    # No headline gap is significant, but the log loss and one one-vs-rest gap
+    # are: the sentence must not read as "no significant gap" at all.
+    def gap(value, significant, groups=("a", "b")):
+        return {"difference": {"between_groups": {
+            "value": value, "low": value - 0.1, "high": value + 0.1,
+            "significant": significant, "groups": list(groups)}}}
+
+    group = {"metrics": {m: {"value": 0.6} for m in ("accuracy", "balanced_accuracy",
+                                                      "macro_f1")}, "vs_rest": {}}
+    f = {"note": None,
+         "gaps": {"accuracy": gap(0.05, False), "balanced_accuracy": gap(0.04, False),
+                  "macro_f1": gap(0.03, False), "log_loss": gap(0.2, True, ("b", "a"))},
+         "groups": {"a": group, "b": group},
+         "one_vs_rest": {"demographic_parity_difference": {"max": {
+             "value": 0.18, "class": "surprise", "groups": ["a", "b"], "significant": True}}}}
+    text = fairness_stage._model_sentence("cnn", f)
+    assert text.startswith("**cnn**: no significant gap in accuracy, balanced accuracy or "
+                           "macro-F1. The largest, accuracy `a` vs `b`, is 5.0 pp")
+    assert "The log loss is significantly higher for `b` than for `a` (by 0.200)." in text
+    assert "demographic-parity difference peaks at 0.18 for `surprise`" in text
+    f["gaps"]["log_loss"] = gap(0.2, False)
+    f["one_vs_rest"]["demographic_parity_difference"]["max"]["significant"] = False
+    assert fairness_stage._model_sentence("cnn", f).endswith("which includes 0).")

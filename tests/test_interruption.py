@@ -64,6 +64,14 @@ CHILD = textwrap.dedent("""
                 die()
             return fit(self, *a, **k)
         FERClassifier.fit = counted
+    elif point == "mid-fit":  # inside the first fit's training loop, which skorch guards
+        step, steps = FERClassifier.train_step, []
+        def counted_step(self, *a, **k):
+            steps.append(1)
+            if len(steps) == 2:
+                die()
+            return step(self, *a, **k)
+        FERClassifier.train_step = counted_step
     elif point == "between-models":  # cnn stored, resnet18 not started
         one = search.search_one
         def second(config, model, X, y):
@@ -162,3 +170,24 @@ def test_sigint_stops_cleanly_with_one_line_on_how_to_resume(config_file, tmp_pa
     assert last.startswith("Interrupted.") and "--resume" in last
     assert "Traceback" not in proc.stderr
     _assert_nothing_partial(out / "t")
+
+
+def test_sigint_inside_a_fit_stops_the_run_and_stores_no_cut_short_model(config_file,
+                                                                         clean_metrics,
+                                                                         tmp_path,
+                                                                         private_cache):
+    # skorch ends a fit on KeyboardInterrupt and returns normally; the run must
+    # still stop, and the half-trained cnn must not be stored as finished.
+    out = tmp_path / "runs"
+    proc = _child("mid-fit", "SIGINT", config_file, out, private_cache)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("Interrupted.")
+    state = out / "t" / "state"
+    assert not [p.name for p in state.iterdir() if "cnn" in p.name]
+    _assert_nothing_partial(out / "t")
+
+    proc = _child("none", "SIGKILL", config_file, out, private_cache, "--resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    calls = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("SEARCHED")]
+    assert calls == ["cnn", "resnet18"]
+    assert _metrics(out / "t") == clean_metrics

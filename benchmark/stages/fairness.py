@@ -319,14 +319,22 @@ def _model_sentence(model, f):
     values = {g: f["groups"][g]["metrics"][metric]["value"] for g in (hi, lo)}
     ci_text = f"simultaneous 95% CI of the gap {100 * d['low']:.1f} to {100 * d['high']:.1f} pp"
     if not significant:
-        return (f"**{model}**: no significant gap. The largest, {_NAMES[metric]} "
-                f"`{hi}` vs `{lo}`, is {100 * d['value']:.1f} pp ({ci_text}, which includes 0).")
-    text = (f"**{model}**: {_NAMES[metric]} is {100 * d['value']:.1f} pp lower for `{lo}` "
-            f"({pct(values[lo])}%) than for `{hi}` ({pct(values[hi])}%); {ci_text}.")
-    vs = f["groups"][lo]["vs_rest"].get(metric)
-    if vs and vs["worse"]:
-        text += (f" `{lo}` is also significantly below the rest of the test set "
-                 f"({100 * vs['value']:.1f} pp).")
+        text = (f"**{model}**: no significant gap in accuracy, balanced accuracy or macro-F1. "
+                f"The largest, {_NAMES[metric]} `{hi}` vs `{lo}`, is {100 * d['value']:.1f} pp "
+                f"({ci_text}, which includes 0).")
+    else:
+        text = (f"**{model}**: {_NAMES[metric]} is {100 * d['value']:.1f} pp lower for `{lo}` "
+                f"({pct(values[lo])}%) than for `{hi}` ({pct(values[hi])}%); {ci_text}.")
+        vs = f["groups"][lo]["vs_rest"].get(metric)
+        if vs and vs["worse"]:
+            text += (f" `{lo}` is also significantly below the rest of the test set "
+                     f"({100 * vs['value']:.1f} pp).")
+    # The other measures of the table below, where their gap is significant.
+    loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
+    if loss and loss.get("significant"):
+        worse, better = loss["groups"]
+        text += (f" The log loss is significantly higher for `{worse}` than for `{better}` "
+                 f"(by {loss['value']:.3f}).")
     for measure in ("equalized_odds_difference", "demographic_parity_difference"):
         top = (f.get("one_vs_rest", {}).get(measure) or {}).get("max")
         if top and top["significant"]:

@@ -12,16 +12,17 @@ from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
 from fer_sklearn._training import epochs_that_fit, small_epochs
+from fer_sklearn.architectures import get_spec
 from fer_sklearn.reporting.markdown import budget_text
 
 from ..config import _did_you_mean
 from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
-from ..store import atomic_path
+from ..store import atomic_path, stop_if_interrupted
 from . import register_stage
 from .data import _stratified_cap
 
-BAD_PARAM = "recipes.{model}.params: {reason}"
+BAD_PARAM = "recipes.{model}.{part}: {reason}"
 BAD_IMPORT = "recipes.{model}.params.{key}={value!r} is not an importable 'module.Name'."
 
 # Parameters that name a class by its import path in config files.
@@ -43,8 +44,9 @@ def _resolve(model, params):
     return out
 
 
-def build_estimator(config, model, params=None):
-    """The estimator of ``model`` with its recipe's parameters (and ``params`` on top)."""
+def build_estimator(config, model, params=None, part="params"):
+    """The estimator of ``model`` with its recipe's parameters (and ``params`` on top);
+    ``part`` names the recipe's part that an error message blames."""
     recipe = config.recipe(model)
     merged = _resolve(model, {**recipe["params"], **(params or {})})
     est = FERClassifier(architecture=model, device=config.device, random_state=config.seed)
@@ -52,12 +54,44 @@ def build_estimator(config, model, params=None):
     unknown = [k for k in merged if "__" not in k and k not in known]
     if unknown:
         hints = "; ".join(f"{k!r}{_did_you_mean(k, known)}" for k in unknown)
-        raise ValueError(BAD_PARAM.format(model=model, reason=f"unknown parameter(s) {hints}"))
+        raise ValueError(BAD_PARAM.format(model=model, part=part,
+                                          reason=f"unknown parameter(s) {hints}"))
     try:
         est.set_params(**merged)
     except ValueError as exc:
-        raise ValueError(BAD_PARAM.format(model=model, reason=exc)) from exc
+        raise ValueError(BAD_PARAM.format(model=model, part=part, reason=exc)) from exc
     return est
+
+
+def check_recipes(config):
+    """Build every model's estimator, a grid point included, before any work starts.
+
+    Raises
+    ------
+    ValueError
+        Listing every recipe with an unknown parameter or architecture option
+        (``module__*``), each with "did you mean".
+    """
+    problems = []
+    for model in config.models:
+        options = [f"module__{o}" for o in get_spec(model).options()]
+        grid = config.recipe(model)["grid"]
+        point = {k: v[0] for k, v in grid.items() if v}
+        for part, extra in (("params", {}), ("grid", point)):
+            try:
+                est = build_estimator(config, model, extra, part=part)
+            except ValueError as exc:
+                problems.append(str(exc))
+                break
+            unknown = [k for k in (extra or est.get_params(deep=False))
+                       if k.startswith("module__") and k not in options]
+            if unknown:
+                hints = "; ".join(f"{k!r}{_did_you_mean(k, options)}" for k in unknown)
+                problems.append(BAD_PARAM.format(model=model, part=part,
+                                                 reason=f"unknown option(s) {hints}"))
+                break
+    if problems:
+        raise ValueError("\n".join(problems))
 
 
 def _history(est):
@@ -101,6 +135,7 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
                                       class_weight=None, early_stopping=None,
                                       checkpoint_dir=None, **params)
         probe.fit(X[idx], y[idx])
+        stop_if_interrupted()  # skorch ends a fit on Ctrl-C; its timing is then cut short
         rate = n / probe.history[-1, "dur"]
         return rate, len(y) * (1 - share) / rate
 
@@ -142,9 +177,11 @@ def search_one(config, model, X, y):
             + (f" ({holdout:.0%} held out for the learning curve)" if holdout else ""))
         if recipe["time_budget"]:
             plan = epochs_within(est, X, y, recipe["time_budget"], holdout, config.seed)
-            # The fit re-plans after every epoch too, shortening its schedule
-            # if the epochs run slower than the probe measured.
-            est.set_params(max_epochs=plan["epochs"], time_budget=recipe["time_budget"])
+            # The probe's plan is the schedule's start; the fit re-plans after
+            # every epoch, shortening it if the epochs run slower than probed
+            # and lengthening it (up to the recipe's max_epochs) if faster.
+            est.set_params(time_budget=recipe["time_budget"],
+                           callbacks__time_budget__initial_epochs=plan["epochs"])
             if "small_epoch_s" in plan:  # the probe's cost ratio of the two sizes
                 est.set_params(callbacks__time_budget__small_cost=plan["small_epoch_s"]
                                / plan["epoch_s"])

@@ -78,7 +78,7 @@ def budget_text(plan):
         head += (f", {plan['small_epoch_s']:.0f} s at {side}x{side} pixels "
                  f"({plan['small_images_per_s']:.0f} images/s)")
     if plan["epochs"] < plan["max_epochs"]:
-        return (f"{head}, so it trains {plan['epochs']} of the recipe's "
+        return (f"{head}, so the schedule starts at {plan['epochs']} of the recipe's "
                 f"{plan['max_epochs']} epochs")
     return f"{head}: all {plan['max_epochs']} epochs of the recipe fit"
 
@@ -213,9 +213,10 @@ def _models(results):
                      "trained.", ""]
             budget, took = s["time_budget"]["budget_s"], s.get("refit_time", 0)
             trained = s["time_budget"].get("epochs_trained", s["time_budget"]["epochs"])
-            if trained < s["time_budget"]["epochs"]:
+            if trained != s["time_budget"]["epochs"]:
+                change = "shortened" if trained < s["time_budget"]["epochs"] else "lengthened"
                 text += [f"Re-planning after each epoch from the epochs' measured times, "
-                         f"the fit shortened its schedule to {trained} epochs to end within "
+                         f"the fit {change} its schedule to {trained} epochs to end within "
                          "the budget.", ""]
             if took > 1.02 * budget:
                 why = ("it re-plans after every epoch, and its last epochs ran slower than "
