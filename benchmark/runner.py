@@ -17,6 +17,7 @@ from .stages import ordered_stages
 from .stages.data import load
 from .store import (
     UnitStore,
+    stop_if_interrupted,
     to_jsonable,
     watch_interrupts,
     write_json,
@@ -46,10 +47,10 @@ class Context:
     """What stages see: the config, the run folder, the unit store, the data
     (loaded on first use) and the results of the stages before them."""
 
-    def __init__(self, config, run_dir, interrupted=lambda: False):
+    def __init__(self, config, run_dir):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.store = UnitStore(self.run_dir / "state", interrupted=interrupted)
+        self.store = UnitStore(self.run_dir / "state")
         self.results = {}
         self._data = None
 
@@ -159,15 +160,15 @@ def run(config: Config, resume=False):
     run_dir = _prepare_run_dir(config, resume)
     # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
     # stops the run: the store refuses to record anything after it.
-    with watch_interrupts() as interrupted:
-        _run_stages(config, run_dir, resume, interrupted)
+    with watch_interrupts():
+        _run_stages(config, run_dir, resume)
     log(f"report: {run_dir / 'report.md'}")
     return run_dir
 
 
-def _run_stages(config, run_dir, resume, interrupted):
+def _run_stages(config, run_dir, resume):
     device = resolve_device(config.device)
-    ctx = Context(config, run_dir, interrupted=interrupted)
+    ctx = Context(config, run_dir)
     timings = {}
     for stage in ordered_stages():
         key = f"stage-{stage.name}"
@@ -201,8 +202,7 @@ def _run_stages(config, run_dir, resume, interrupted):
     # The report is rendered from exactly what results.json holds, so that
     # `benchmark report` reproduces it byte for byte.
     results = to_jsonable(results)
-    if interrupted():
-        raise KeyboardInterrupt
+    stop_if_interrupted()
     write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
 

@@ -91,19 +91,19 @@ def to_jsonable(obj):
 
 @contextmanager
 def watch_interrupts():
-    """Note every Ctrl-C (SIGINT) inside the block; yields ``seen()``, true once one came.
+    """Note every Ctrl-C (SIGINT) inside the block, for :func:`stop_if_interrupted`.
 
     The signal still raises ``KeyboardInterrupt`` as usual. The note matters
     where that exception is swallowed: skorch ends a fit on it and returns
     normally (its way to stop training by hand, and how early stopping and a
     time budget end a fit), so a Ctrl-C during a fit would otherwise leave a
     half-trained model that looks finished. Outside the main thread, or where
-    SIGINT has no Python handler, nothing is installed and ``seen()`` stays false.
+    SIGINT has no Python handler, nothing is installed.
     """
     global _seen
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield lambda: False
+        yield
         return
     seen, outer = [], _seen
 
@@ -114,7 +114,7 @@ def watch_interrupts():
     signal.signal(signal.SIGINT, note)
     _seen = seen
     try:
-        yield lambda: bool(seen)
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
         _seen = outer
@@ -125,8 +125,9 @@ _seen = []  # the signals noted by the innermost watch_interrupts
 
 def stop_if_interrupted():
     """Raise ``KeyboardInterrupt`` if a Ctrl-C came during the current
-    :func:`watch_interrupts` (a fit may have swallowed it); where a fit
-    starts or ends, so that the run stops at once rather than at its next store."""
+    :func:`watch_interrupts` (a fit may have swallowed it). Called where a fit
+    starts or ends and before every stored unit, so that the run stops at once
+    and nothing cut short is recorded as finished."""
     if _seen:
         raise KeyboardInterrupt
 
@@ -136,19 +137,15 @@ class UnitStore:
 
     A unit is written once, atomically, when it finishes; ``--resume`` reads
     it back instead of recomputing. Keys are short names such as
-    ``search-cnn``. ``interrupted``, a callable, is asked before every write:
-    once it is true (a Ctrl-C has come, see :func:`watch_interrupts`) nothing
-    more is stored and ``KeyboardInterrupt`` is raised instead, since the unit
-    may have been cut short.
+    ``search-cnn``. Once a Ctrl-C has come (see :func:`watch_interrupts`),
+    nothing more is stored: the unit may have been cut short.
     """
 
-    def __init__(self, folder, interrupted=lambda: False):
+    def __init__(self, folder):
         self.folder = Path(folder)
-        self.interrupted = interrupted
 
     def _writable(self, key, ext):
-        if self.interrupted():
-            raise KeyboardInterrupt
+        stop_if_interrupted()
         return self._path(key, ext)
 
     def _path(self, key, ext):
