@@ -56,22 +56,19 @@ CHILD = textwrap.dedent("""
         return searched(config, model, X, y)
     search.search_one = announced
 
-    if point == "during-search":  # the third fit: inside the cnn grid search
-        fit, calls = FERClassifier.fit, []
+    def die_on_call(name, n):  # the signal comes on the n-th call of FERClassifier.<name>
+        method, calls = getattr(FERClassifier, name), []
         def counted(self, *a, **k):
             calls.append(1)
-            if len(calls) == 3:
+            if len(calls) == n:
                 die()
-            return fit(self, *a, **k)
-        FERClassifier.fit = counted
+            return method(self, *a, **k)
+        setattr(FERClassifier, name, counted)
+
+    if point == "during-search":  # the third fit: inside the cnn grid search
+        die_on_call("fit", 3)
     elif point == "mid-fit":  # inside the first fit's training loop, which skorch guards
-        step, steps = FERClassifier.train_step, []
-        def counted_step(self, *a, **k):
-            steps.append(1)
-            if len(steps) == 2:
-                die()
-            return step(self, *a, **k)
-        FERClassifier.train_step = counted_step
+        die_on_call("train_step", 2)
     elif point == "between-models":  # cnn stored, resnet18 not started
         one = search.search_one
         def second(config, model, X, y):
