@@ -11,10 +11,17 @@ from .config import FIELDS as CONFIG_FIELDS
 from .progress import log
 from .store import WriteError
 
-CANNOT_WRITE = (
-    "cannot write {path}: {reason}. Free some space or pick a writable --out; finished "
-    "units of the run are kept, so the same command plus --resume continues where it stopped."
-)
+CANNOT_WRITE = "cannot write {path}: {reason}. Free some space or {remedy}"
+# What else to do about a failed write, per command.
+WRITE_REMEDIES = {
+    "run": ("pick a writable --out; finished units of the run are kept, so the same "
+            "command plus --resume continues where it stopped."),
+    "report": "make the run folder writable, and repeat the command.",
+    "evaluate": ("make the run folder writable, and repeat the command (files are replaced "
+                 "whole or not at all)."),
+    "faces": "pick a writable --export folder.",
+    "perf": "pick a writable --out.",
+}
 CANNOT_READ = "cannot read {path}: {reason}."
 # Errors that only a write can meet: disk full, read-only file system, quota.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -95,6 +102,7 @@ def main(args):
     except OSError as exc:  # read-only folder, disk full, unreadable data, ...
         written = isinstance(exc, WriteError) or exc.errno in _WRITE_ERRNOS
         message = CANNOT_WRITE if written else CANNOT_READ
-        print("error: " + message.format(path=exc.filename or "a file",
-                                         reason=exc.strerror or exc), file=sys.stderr)
+        print("error: " + message.format(path=exc.filename or "a file", reason=exc.strerror or exc,
+                                         remedy=WRITE_REMEDIES.get(args.command, "")),
+              file=sys.stderr)
         return 1

@@ -164,6 +164,17 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path, capsys, monkeypatch)
     assert _run(tmp_path) == 1
     err = capsys.readouterr().err
     assert "cannot write" in err and "Permission denied" in err and "Traceback" not in err
+    assert "--resume" in err
+
+
+def test_a_failed_export_names_its_own_folder_option(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # mkdir under a regular file fails for root too (NotADirectoryError)
+    assert main(["faces", "--export", str(blocker / "faces"), "--n", "30"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "--export" in err and "Traceback" not in err
+    assert "--resume" not in err and "--out" not in err
 
 
 def test_an_unreadable_dataset_is_not_called_a_write_error(tmp_path, capsys, monkeypatch):
