@@ -279,13 +279,21 @@ class BatchLRSchedule(Callback):
         self.kind = kind
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        self.base_lrs_ = [g["lr"] for g in net.optimizer_.param_groups]
+        # A later fit of the same model (partial_fit, warm_start) starts again
+        # from the lr this schedule started from, not from the 0 it annealed
+        # to; an lr set in between (set_params) is taken as the new start.
+        applied = getattr(self, "applied_", None) or []
+        started = getattr(self, "base_lrs_", None) or []
+        self.base_lrs_ = [
+            started[i] if i < min(len(applied), len(started)) and g["lr"] == applied[i]
+            else g["lr"]
+            for i, g in enumerate(net.optimizer_.param_groups)]
         self.step_ = 0
         self.total_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         # Recounted every epoch: a time budget may have shortened the schedule.
-        batch = getattr(net, "batch_size_", net.batch_size)
+        batch = net._batch_size(len(dataset_train), training=True)
         per_epoch = max(1, n_batches(len(dataset_train), batch))
         self.total_ = per_epoch * schedule_epochs(net)
         self._apply(net)
@@ -308,6 +316,7 @@ class BatchLRSchedule(Callback):
         factor = self._factor()
         for group, base in zip(net.optimizer_.param_groups, self.base_lrs_):
             group["lr"] = base * factor
+        self.applied_ = [g["lr"] for g in net.optimizer_.param_groups]
 
 
 class ValidAccuracy(Callback):

@@ -65,6 +65,8 @@ OOM_RETRY = (
 )
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
 BAD_TIME_BUDGET = "time_budget={value!r} is not None or a positive number of seconds."
+EPOCHS_ARGUMENT = ("{name}.{method}() takes no epochs=; set max_epochs (each fit call trains "
+                   "its own schedule of max_epochs).")
 BAD_PROGRESSIVE_RESIZE = (
     "progressive_resize={value!r} is not None or (side, fraction) with an integer "
     "side >= 8 and 0 <= fraction <= 1, e.g. (32, 0.5)."
@@ -78,6 +80,11 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
                     "weight (e.g. {{'disgust': 3.0}}).")
 
 _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
+
+
+# What fit records about its data before training: restored when the data is rejected.
+_DATA_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
+               "class_weight_")
 
 
 class FERClassifier(NeuralNetClassifier):
@@ -274,6 +281,17 @@ class FERClassifier(NeuralNetClassifier):
             finally:
                 module.train(was_training)
 
+    def set_params(self, **kwargs):
+        # On an initialised model, new module__/criterion__/optimizer__ options
+        # rebuild those parts (skorch), which needs a real device, not "auto";
+        # a new device is set first, so the parts are rebuilt on it.
+        if not self.initialized_:
+            return super().set_params(**kwargs)
+        if "device" in kwargs:
+            super().set_params(device=kwargs.pop("device"))
+        with self._resolved_device():
+            return super().set_params(**kwargs)
+
     def __setstate__(self, state):
         # Models pickled before these parameters existed still refit.
         state.setdefault("progressive_resize", None)
@@ -307,15 +325,18 @@ class FERClassifier(NeuralNetClassifier):
     def initialize(self):
         with self._resolved_device() as device:
             self.amp_dtype_ = resolve_precision(self.precision, device)
-            self._check_family()
-            if self.lr_schedule not in (None, "cosine", "onecycle"):
-                raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
-            self._check_progressive_resize()
-            budget = self.time_budget
-            if budget is not None and (isinstance(budget, bool) or not isinstance(
-                    budget, numbers.Real) or not budget > 0):
-                raise ValueError(BAD_TIME_BUDGET.format(value=budget))
+            self._check_params()
             return super().initialize()
+
+    def _check_params(self):
+        self._check_family()
+        if self.lr_schedule not in (None, "cosine", "onecycle"):
+            raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
+        self._check_progressive_resize()
+        budget = self.time_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(
+                budget, numbers.Real) or not budget > 0):
+            raise ValueError(BAD_TIME_BUDGET.format(value=budget))
 
     def _check_progressive_resize(self):
         value = self.progressive_resize
@@ -445,13 +466,20 @@ class FERClassifier(NeuralNetClassifier):
             return split(dataset, y, **fit_params)
         return super().get_split_datasets(X, y, **fit_params)
 
+    def _batch_size(self, n, training):
+        """The batch size batches of ``n`` samples are drawn with:
+        ``iterator_train__``/``iterator_valid__batch_size`` over ``batch_size_``
+        (-1: all ``n``)."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        size = self.get_params_for(prefix).get(
+            "batch_size", getattr(self, "batch_size_", self.batch_size))
+        return n if size == -1 else size
+
     def get_iterator(self, dataset, training=False):
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
         iterator = self.iterator_train if training else self.iterator_valid
-        kwargs.setdefault("batch_size", getattr(self, "batch_size_", self.batch_size))
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
+        kwargs["batch_size"] = self._batch_size(len(dataset), training)
         if training:
             kwargs.setdefault("shuffle", True)
         return iterator(dataset, **kwargs)
@@ -592,13 +620,27 @@ class FERClassifier(NeuralNetClassifier):
         -------
         self
         """
-        warm = self.warm_start and self.initialized_
-        X = self._validate_X(X, reset=not warm)
-        if len(X) < 2:
-            raise ValueError(TOO_FEW_SAMPLES.format(name=type(self).__name__, n=len(X)))
-        y = self._validate_y(y, len(X), reset=not warm)
+        if "epochs" in fit_params:
+            raise TypeError(EPOCHS_ARGUMENT.format(name=type(self).__name__, method="fit"))
+        warm = self.warm_start and self.initialized_ and hasattr(self, "label_encoder_")
         if not warm:
-            self._set_class_weight(y)
+            self._check_params()  # before any fitted state changes
+        # Rejected data leaves an earlier fit as it was (its network still
+        # matches its recorded input shape and labels).
+        kept = {k: self.__dict__[k] for k in _DATA_STATE if k in self.__dict__}
+        try:
+            X = self._validate_X(X, reset=not warm)
+            if len(X) < 2:
+                raise ValueError(TOO_FEW_SAMPLES.format(name=type(self).__name__, n=len(X)))
+            y = self._validate_y(y, len(X), reset=not warm)
+            if not warm:
+                self._set_class_weight(y)
+        except Exception:
+            for k in _DATA_STATE:
+                self.__dict__.pop(k, None)
+            self.__dict__.update(kept)
+            raise
+        if not warm:
             self.batch_size_ = self.batch_size
             self.oom_retries_ = []
         while True:
@@ -623,11 +665,24 @@ class FERClassifier(NeuralNetClassifier):
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training (initialising first if needed) on ``X``, ``y``.
 
-        ``classes`` is accepted for scikit-learn's signature and not used: the
-        classes are those of the first fit (later labels must be among them).
+        ``classes``, on the first call, lists every label later calls may
+        bring (as in scikit-learn), so a first batch may lack some; without
+        it the classes are those of the first batch. Later calls ignore it.
         """
+        if "epochs" in fit_params:
+            raise TypeError(EPOCHS_ARGUMENT.format(name=type(self).__name__,
+                                                   method="partial_fit"))
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
-            return self.fit(X, y, **fit_params)
+            if classes is None:
+                return self.fit(X, y, **fit_params)
+            # The encoder and the network's outputs follow ``classes``, as they
+            # follow the ``classes`` parameter; get_params stays as it was.
+            own = self.classes
+            self.classes = list(classes)
+            try:
+                return self.fit(X, y, **fit_params)
+            finally:
+                self.classes = own
         X = self._validate_X(X, reset=False)
         y = self._validate_y(y, len(X), reset=False)
         with self._resolved_device():
@@ -644,6 +699,7 @@ class FERClassifier(NeuralNetClassifier):
         Labels of ``y`` that were not in the training labels can never be
         predicted; they are named in a ``UserWarning`` (and count as errors).
         """
+        check_is_fitted(self, "label_encoder_")
         known = set(self.classes_.tolist())
         unseen = [v for v in np.unique(np.asarray(y)).tolist() if v not in known]
         if unseen:

@@ -486,6 +486,114 @@ def test_unknown_labels_at_partial_fit_are_named(faces):
     assert len(clf.history) == 2
 
 
+def _weights(clf):
+    return [p.detach().clone() for p in clf.module_.parameters()]
+
+
+def _moved(before, clf):
+    return max(float((a - b.detach()).abs().max())
+               for a, b in zip(before, clf.module_.parameters()))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule):
+    X, y = faces
+    small = dict(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
+                 lr_schedule=schedule)
+    clf = CNNClassifier(**small).fit(X, y)
+    assert clf.optimizer_.param_groups[0]["lr"] == 0  # annealed
+    before = _weights(clf)
+    seen = []
+
+    class LRLog(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    clf.callbacks_.append(("lr_log", LRLog()))
+    clf.partial_fit(X, y)
+    assert _moved(before, clf) > 1e-4 and 0.005 < max(seen) <= 0.01
+    warm = CNNClassifier(**small, warm_start=True).fit(X, y)
+    before = _weights(warm)
+    warm.fit(X, y)
+    assert _moved(before, warm) > 1e-4
+    # an lr set in between is the new start
+    seen.clear()
+    clf.set_params(lr=0.002)
+    clf.partial_fit(X, y)
+    assert 0.001 < max(seen) <= 0.002
+
+
+def test_lr_schedule_counts_the_training_iterator_batches(faces):
+    X, y = faces
+    seen = []
+
+    class LRLog(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
+                  batch_size=64, iterator_train__batch_size=8,
+                  callbacks=[("lr_log", LRLog())]).fit(X, y)
+    assert len(seen) == 12  # 48 faces in batches of 8, twice
+    assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] > 0
+
+
+def test_options_of_a_fitted_model_can_change_with_device_auto(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
+    clf.set_params(module__width=6, criterion__label_smoothing=0.2, optimizer__weight_decay=0.1)
+    assert clf.device == "auto" and clf.get_params()["module__width"] == 6
+    assert clf.module_.features[0][0][0].out_channels == 6
+    assert clf.fit(X, y).predict(X[:3]).shape == (3,)
+
+
+def test_a_rejected_refit_keeps_the_earlier_fit(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
+    expected = clf.predict(X)
+    renamed = np.where(y == "sad", "fear", y)
+    with pytest.raises(ValueError, match="time_budget"):
+        clf.set_params(time_budget=0).fit(X, renamed)
+    with pytest.raises(ValueError, match="class_weight"):
+        clf.set_params(time_budget=None, class_weight="balance").fit(X, renamed)
+    with pytest.raises(ValueError):
+        clf.set_params(class_weight=None).fit(X[:, :40, :40], renamed[:1])
+    assert clf.classes_.tolist() == ["angry", "happy", "sad"]
+    assert clf.input_shape_ == (1, 48, 48)
+    np.testing.assert_array_equal(clf.predict(X), expected)
+
+
+def test_partial_fit_takes_the_classes_of_later_batches(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0)
+    first = y != "sad"
+    clf.partial_fit(X[first], y[first], classes=["angry", "happy", "sad"])
+    assert clf.classes_.tolist() == ["angry", "happy", "sad"] and clf.classes is None
+    clf.partial_fit(X, y)  # the later batch brings 'sad'
+    assert clf.predict_proba(X).shape == (48, 3)
+
+
+def test_epochs_argument_is_refused_with_the_parameter_to_use(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1)
+    for method in (clf.fit, clf.partial_fit):
+        with pytest.raises(TypeError, match="no epochs=; set max_epochs"):
+            method(X, y, epochs=3)
+
+
+def test_unfitted_score_and_initialised_warm_start(faces):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, warm_start=True)
+    with pytest.raises(NotFittedError):
+        clf.score(X, y)
+    clf.initialize()
+    assert clf.fit(X, y).score(X, y) >= 0
+
+
 def test_seed_models_train_from_48x48_grayscale():
     X, y = make_faces(n=12, n_classes=2)
     clf = FERClassifier("seed_cnn", module__width=2, max_epochs=1, batch_size=6,
