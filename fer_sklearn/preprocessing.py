@@ -19,9 +19,9 @@ __all__ = ["Flatten", "PixelScaler", "PixelStandardizer", "Resize", "ToChannels"
 
 class _ImageTransformer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
-        images = as_image_array(X, estimator=self)
+        images, n_features = as_image_array(X, estimator=self, return_n_features=True)
         self.input_shape_ = tuple(images.shape[1:])
-        self.n_features_in_ = int(np.prod(self.input_shape_))
+        self.n_features_in_ = n_features  # flat rows of a non-square count are padded
         self._fit_images(images)
         return self
 
@@ -30,10 +30,11 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         check_is_fitted(self, "input_shape_")
-        images = as_image_array(X, estimator=self)
-        if tuple(images.shape[1:]) != self.input_shape_:
+        images, n_features = as_image_array(X, estimator=self, return_n_features=True)
+        if tuple(images.shape[1:]) != self.input_shape_ or n_features not in (
+                self.n_features_in_, int(np.prod(self.input_shape_))):
             raise ValueError(
-                f"X has {int(np.prod(images.shape[1:]))} features, but "
+                f"X has {n_features} features, but "
                 f"{type(self).__name__} is expecting {self.n_features_in_} features "
                 f"as input (images of shape {self.input_shape_})."
             )

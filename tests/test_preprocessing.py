@@ -66,3 +66,13 @@ def test_pipelines_with_sklearn_and_fer_estimators():
                                                                random_state=0))
     clone(deep).fit(X, y)
     assert deep.fit(X, y).predict(X).shape == (30,)
+
+
+def test_flat_rows_of_a_non_square_count_keep_their_count(faces):
+    X, _ = faces
+    flat = X.reshape(len(X), -1)[:, :2000]
+    scaler = PixelScaler().fit(flat)
+    assert scaler.n_features_in_ == 2000
+    assert scaler.transform(flat).shape == (len(X), 1, 45, 45)
+    with pytest.raises(ValueError, match="X has 1999 features, but PixelScaler is expecting 2000"):
+        scaler.transform(flat[:, :1999])
