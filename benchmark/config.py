@@ -8,6 +8,7 @@ keyed by registry name, and merge key by key across the layers.
 
 import copy
 import difflib
+import inspect
 import json
 import math
 import sys
@@ -379,39 +380,18 @@ def _validate(values):
         problems.append(BAD_DATASET.format(value=values.get("dataset"),
                                            hint=_did_you_mean(kind, DATASET_KINDS)))
     valid_models = list_architectures()
-    for model in values.get("models", []):
-        if model not in valid_models:
-            problems.append(UNKNOWN_VALUE.format(what="model", value=model,
-                                                 hint=_did_you_mean(model, valid_models),
-                                                 valid=", ".join(valid_models)))
-    if not values.get("models"):
+    models = values.get("models")
+    if not _is_list_of_str(models) or not models:
         problems.append(BAD_VALUE.format(key="models", expected="a non-empty list of "
-                                         "registry names", value=values.get("models")))
-    for model, recipe in values.get("recipes", {}).items():
-        if not isinstance(recipe, dict):
-            problems.append(BAD_VALUE.format(key=f"recipes.{model}", expected="a table",
-                                             value=recipe))
-            continue
-        problems += _check_keys(recipe, RECIPE_KEYS, f"recipes.{model}")
-        holdout = recipe.get("holdout")
-        if holdout is not None and (isinstance(holdout, bool) or not isinstance(
-                holdout, (int, float)) or not 0 < holdout < 0.5):
-            problems.append(BAD_VALUE.format(key=f"recipes.{model}.holdout",
-                                             expected="None or a number in (0, 0.5)",
-                                             value=holdout))
-        budget = recipe.get("time_budget")
-        if budget not in (None, False, 0) and (
-                isinstance(budget, bool) or not isinstance(budget, (int, float))
-                or not 0 < budget < math.inf):
-            problems.append(BAD_VALUE.format(key=f"recipes.{model}.time_budget",
-                                             expected="a finite number of seconds > 0, or "
-                                             "0 or false for none", value=budget))
-        elif budget and recipe.get("grid"):
-            problems.append(BUDGET_WITH_GRID.format(model=model))
-        for name, values_ in recipe.get("grid", {}).items():
-            if not isinstance(values_, list) or not values_:
-                problems.append(BAD_VALUE.format(key=f"recipes.{model}.grid.{name}",
-                                                 expected="a non-empty list", value=values_))
+                                         "registry names", value=models))
+    else:
+        for model in models:
+            if model not in valid_models:
+                problems.append(UNKNOWN_VALUE.format(what="model", value=model,
+                                                     hint=_did_you_mean(model, valid_models),
+                                                     valid=", ".join(valid_models)))
+    problems += _validate_synthetic(values.get("synthetic"))
+    problems += _validate_recipes(values.get("recipes"), valid_models)
     checks = (
         ("seed", int, "an integer"), ("n_jobs", int, "an integer"),
         ("cv", int, "an integer >= 2"), ("n_boot", int, "a positive integer"),
@@ -426,11 +406,17 @@ def _validate(values):
     if isinstance(values.get("n_boot"), int) and values["n_boot"] < 1:
         problems.append(BAD_VALUE.format(key="n_boot", expected="a positive integer",
                                          value=values["n_boot"]))
-    for method in values.get("explain_methods") or []:
-        if method not in _EXPLAIN_METHODS + ("random",):
-            problems.append(UNKNOWN_VALUE.format(what="explain method", value=method,
-                                                 hint=_did_you_mean(method, _EXPLAIN_METHODS),
-                                                 valid=", ".join(_EXPLAIN_METHODS)))
+    methods = values.get("explain_methods")
+    if not _is_list_of_str(methods):
+        problems.append(BAD_VALUE.format(key="explain_methods", expected="a list of method "
+                                         f"names ({', '.join(_EXPLAIN_METHODS)})",
+                                         value=methods))
+    else:
+        for method in methods:
+            if method not in _EXPLAIN_METHODS + ("random",):
+                problems.append(UNKNOWN_VALUE.format(what="explain method", value=method,
+                                                     hint=_did_you_mean(method, _EXPLAIN_METHODS),
+                                                     valid=", ".join(_EXPLAIN_METHODS)))
     if values.get("backend") not in ("loky", "dask"):
         problems.append(UNKNOWN_VALUE.format(what="backend", value=values.get("backend"),
                                              hint=_did_you_mean(values.get("backend"),
@@ -457,6 +443,64 @@ def _validate(values):
     if max_train is not None and (not isinstance(max_train, int) or max_train < 10):
         problems.append(BAD_VALUE.format(key="max_train", expected="None or an integer >= 10",
                                          value=max_train))
+    return problems
+
+
+def _is_list_of_str(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _synthetic_keys():
+    """Options of make_synthetic_faces a config may set (the data stage sets the rest)."""
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    return tuple(name for name in inspect.signature(make_synthetic_faces).parameters
+                 if not name.startswith("return_"))
+
+
+def _validate_synthetic(synthetic):
+    if not isinstance(synthetic, dict):
+        return [BAD_VALUE.format(key="synthetic", expected="a table of make_synthetic_faces "
+                                 f"options ({', '.join(_synthetic_keys())})", value=synthetic)]
+    return _check_keys(synthetic, _synthetic_keys(), "synthetic")
+
+
+def _validate_recipes(recipes, valid_models):
+    if not isinstance(recipes, dict):
+        return [BAD_VALUE.format(key="recipes", expected="a table of recipe tables keyed by "
+                                 "model name, e.g. [recipes.cnn.params]", value=recipes)]
+    problems = _check_keys(recipes, valid_models, "recipes")
+    for model, recipe in recipes.items():
+        if not isinstance(recipe, dict):
+            problems.append(BAD_VALUE.format(key=f"recipes.{model}", expected="a table",
+                                             value=recipe))
+            continue
+        problems += _check_keys(recipe, RECIPE_KEYS, f"recipes.{model}")
+        for part in ("params", "grid"):
+            if not isinstance(recipe.get(part, {}), dict):
+                problems.append(BAD_VALUE.format(
+                    key=f"recipes.{model}.{part}",
+                    expected=f"a table, e.g. [recipes.{model}.{part}]", value=recipe[part]))
+        holdout = recipe.get("holdout")
+        if holdout is not None and (isinstance(holdout, bool) or not isinstance(
+                holdout, (int, float)) or not 0 < holdout < 0.5):
+            problems.append(BAD_VALUE.format(key=f"recipes.{model}.holdout",
+                                             expected="None or a number in (0, 0.5)",
+                                             value=holdout))
+        budget = recipe.get("time_budget")
+        if budget not in (None, False, 0) and (
+                isinstance(budget, bool) or not isinstance(budget, (int, float))
+                or not 0 < budget < math.inf):
+            problems.append(BAD_VALUE.format(key=f"recipes.{model}.time_budget",
+                                             expected="a finite number of seconds > 0, or "
+                                             "0 or false for none", value=budget))
+        elif budget and recipe.get("grid"):
+            problems.append(BUDGET_WITH_GRID.format(model=model))
+        grid = recipe.get("grid", {})
+        for name, values_ in (grid.items() if isinstance(grid, dict) else ()):
+            if not isinstance(values_, list) or not values_:
+                problems.append(BAD_VALUE.format(key=f"recipes.{model}.grid.{name}",
+                                                 expected="a non-empty list", value=values_))
     return problems
 
 
@@ -513,7 +557,11 @@ def resolve_config(file=None, **flags):
     problems = _check_keys(flags, FIELDS, "flag")
     from_file = read_toml(file) if file is not None else {}
     profile = flags.get("profile", from_file.get("profile", Config.profile))
-    if profile not in PROFILES:
+    if not isinstance(profile, str):
+        problems.append(BAD_VALUE.format(key="profile", expected="one profile name ("
+                                         + ", ".join(PROFILES) + ")", value=profile))
+        layer = {}
+    elif profile not in PROFILES:
         problems.append(UNKNOWN_VALUE.format(what="profile", value=profile,
                                              hint=_did_you_mean(profile, PROFILES),
                                              valid=", ".join(PROFILES)))
@@ -527,7 +575,8 @@ def resolve_config(file=None, **flags):
         values = _merge(values, update)
     if "models" in flags or "models" in from_file:
         # Models named explicitly replace the profile's list rather than merge.
-        values["models"] = list((flags.get("models") or from_file.get("models")))
+        models = flags["models"] if "models" in flags else from_file["models"]
+        values["models"] = list(models) if isinstance(models, (list, tuple)) else models
     problems = _validate(values)
     if problems:
         raise ValueError("\n".join(problems))

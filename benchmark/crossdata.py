@@ -6,7 +6,9 @@ never learned (e.g. ``contempt``) are left out and counted, and a class the
 models know but the dataset lacks (e.g. ``neutral``) is removed from the
 models' choices, so each model picks among the shared classes only. The
 result goes into ``results.json`` under ``cross_dataset`` and the report gains
-a section for it.
+a section for it. ``synthetic`` draws fresh faces with the run's generator
+options under another seed (the run's seed + 1), so no face is one the models
+trained on.
 """
 
 import json
@@ -52,6 +54,16 @@ def _models(run_dir, names):
     if missing:
         raise ValueError(NO_MODELS.format(path=run_dir, missing=", ".join(missing)))
     return models
+
+
+def _fresh_synthetic(config):
+    """The run's synthetic-face options, under a seed other than the one its faces had."""
+    options = dict(config.get("synthetic") or {})
+    run_seed = options.get("random_state", config["seed"])
+    if isinstance(run_seed, bool) or not isinstance(run_seed, int):
+        run_seed = config["seed"]  # unseeded (None) faces: any fixed seed is fresh
+    options["random_state"] = run_seed + 1
+    return options
 
 
 def _default_label(config):
@@ -112,8 +124,10 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
         raise ValueError(NO_RESULTS.format(path=run_dir))
     results = json.loads(path.read_text(encoding="utf-8"))
     config = results["config"]
+    is_synthetic = str(dataset).split(":", 1)[0] == "synthetic"
+    synthetic = _fresh_synthetic(config) if is_synthetic else None
     other = resolve_config(dataset=dataset, attributes=attributes, models=config["models"],
-                           seed=config["seed"])
+                           seed=config["seed"], synthetic=synthetic)
     label = label or _default_label(other)
     tta = tta or config.get("tta", "none")
     if tta in (True, False):
@@ -150,6 +164,8 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
         "class_counts": {c: int((y == c).sum()) for c in shared},
         "attributes": {}, "models": {},
     }
+    if synthetic is not None:
+        entry["synthetic_seed"] = synthetic["random_state"]
     probas = {}
     for name, est in models.items():
         log(f"evaluate {name} on {len(y)} images of {label}")
@@ -186,6 +202,9 @@ def cross_dataset_section(results):
         text = [f"## Other dataset: {label}", "",
                 f"The run's saved models scored on `{e['dataset']}` ({e['images']}, "
                 f"{e['n']} images), without retraining.", ""]
+        if "synthetic_seed" in e:
+            text += [f"- Fresh faces: drawn with seed {e['synthetic_seed']}, not the seed of "
+                     "the run's own faces, so none is one the models trained on.", ""]
         if e["dropped_classes"]:
             dropped = ", ".join(f"{c} ({n} images)" for c, n in e["dropped_classes"].items())
             text += [f"- Left out, classes the models never learned: {dropped}.", ""]

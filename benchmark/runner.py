@@ -197,6 +197,13 @@ def _run_stages(config, run_dir, resume):
         "stages": ctx.results,
         "timings": timings,
     }
+    earlier = _earlier_sections(run_dir) if resume else {}
+    if earlier:
+        # Added by `benchmark evaluate` to the finished run: the models are the
+        # same ones, so the sections stay (a fresh run trains new models and
+        # drops them).
+        results["cross_dataset"] = earlier
+        log(f"kept the other-dataset section(s): {', '.join(sorted(earlier))}")
     with writing():
         results["figures"] = make_figures(results, run_dir)
     # The report is rendered from exactly what results.json holds, so that
@@ -205,6 +212,17 @@ def _run_stages(config, run_dir, resume):
     stop_if_interrupted()
     write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
+
+
+def _earlier_sections(run_dir):
+    """The ``cross_dataset`` entries of the run folder's earlier results.json."""
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("cross_dataset", {})
+    except (OSError, ValueError):
+        return {}  # an unreadable earlier file is rewritten in full
 
 
 def save_models(ctx, replace=True):

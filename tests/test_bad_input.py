@@ -16,6 +16,8 @@ from PIL import Image
 
 from benchmark import store
 from benchmark.__main__ import main
+from benchmark.config import resolve_config
+from benchmark.stages.data import load, loading_notes, loading_section
 from fer_sklearn import CNNClassifier
 from fer_sklearn.datasets import load_image_folder, make_synthetic_faces
 
@@ -123,6 +125,31 @@ def test_test_images_duplicated_in_training_are_flagged_as_leakage(tmp_path):
     notes, report = _loading(tmp_path)
     assert notes["test_duplicates_of_train"]["count"] == 4
     assert "4 test image(s) are pixel-identical to a training image (leakage" in report
+
+
+@pytest.mark.parametrize("layout", ["folder", "csv"])
+def test_images_in_a_split_the_protocol_does_not_use_are_reported(tmp_path, layout):
+    root = tmp_path / "faces"
+    _faces_folder(root, n=70, split="train")
+    _faces_folder(root, n=21, seed=1, split="test")
+    _faces_folder(root, n=14, seed=2, split="dev")
+    if layout == "folder":
+        dataset, left_out = f"folder:{root}", {"dev": 14}
+    else:  # the dev images listed with a blank split cell
+        rows = ["image_path,label,split"] + [
+            f"{p.relative_to(root).as_posix()},{p.parent.name},"
+            f"{'' if p.parts[-3] == 'dev' else p.parts[-3]}" for p in sorted(root.rglob("*.png"))]
+        (root / "labels.csv").write_text("\n".join(rows) + "\n")
+        dataset, left_out = f"csv:{root / 'labels.csv'}", {"unassigned": 14}
+    d = load(resolve_config(dataset=dataset))
+    assert len(d.y_train) == 70 and len(d.y_test) == 21
+    assert d.unused_splits == left_out
+    notes = loading_notes(d)
+    assert notes["unused_splits"] == {"count": 14, "splits": left_out}
+    (name,) = left_out
+    section = loading_section({"stages": {"data": {"loading": notes}}})
+    assert (f"- 14 image(s) left out, in splits the protocol does not use ({name} 14): "
+            "name their split train, validation or test to use them.") in section
 
 
 def test_attribute_csv_matching_no_image_is_an_error(tmp_path, capsys):

@@ -105,12 +105,48 @@ def test_config_precedence_defaults_profile_file_flags(tmp_path):
     ("", {"dataset": "fer2031:x.csv"}, "Did you mean 'fer2013'?"),
     ("[recipes.cnn]\nparmas = {}\n", {}, "Did you mean 'params'?"),
     ("cv = 1\n", {}, "cv must be an integer >= 2"),
+    ("[synthetic]\nn_sample = 100\n", {}, "Unknown synthetic key 'n_sample'. Did you mean "
+     "'n_samples'?"),
+    ("[recipes.cnnn.params]\nmax_epochs = 1\n", {}, "Unknown recipes key 'cnnn'. Did you mean "
+     "'cnn'?"),
 ])
 def test_unknown_keys_and_values_say_did_you_mean(tmp_path, toml, flags, message):
     path = tmp_path / "c.toml"
     path.write_text(toml)
     with pytest.raises(ValueError, match=message.replace("?", r"\?").replace("(", r"\(")):
         resolve_config(path, **flags)
+
+
+@pytest.mark.parametrize("toml, flags, message", [
+    ('models = "cnn"\n', {}, "models must be a non-empty list of registry names; got 'cnn'."),
+    ("", {"models": []}, "models must be a non-empty list of registry names; got []."),
+    ('explain_methods = "saliency"\n', {}, "explain_methods must be a list of method names"),
+    ("recipes = [1]\n", {}, "recipes must be a table of recipe tables"),
+    ("[recipes.cnn]\ngrid = [1, 2]\n", {}, "recipes.cnn.grid must be a table"),
+    ("[recipes.cnn]\nparams = 5\n", {}, "recipes.cnn.params must be a table"),
+    ('profile = ["quick"]\n', {}, "profile must be one profile name (quick, "),
+    ("synthetic = 5\n", {}, "synthetic must be a table of make_synthetic_faces options"),
+])
+def test_values_of_the_wrong_type_name_their_key(tmp_path, toml, flags, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError) as info:
+        resolve_config(path, **flags)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", ","], "models must be a non-empty list of registry names; got []."),
+    (["--config", "synthetic-typo"], "Unknown synthetic key 'n_sample'."),
+])
+def test_config_errors_end_the_run_before_any_folder_is_written(tmp_path, capsys, args,
+                                                                message):
+    typo = tmp_path / "synthetic-typo"
+    typo.write_text("[synthetic]\nn_sample = 100\n")
+    args = [str(typo) if a == "synthetic-typo" else a for a in args]
+    assert main(["run", *args, "--out", str(tmp_path / "runs")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -135,6 +135,12 @@ def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
     (fer_run / "report.md").unlink()
     assert main(["report", str(fer_run)]) == 0
     assert (fer_run / "report.md").read_text() == report
+    # resuming the finished run reuses its models, and keeps their other-dataset section
+    assert main(["run", "--config", str(fer_run.parent / "tiny.toml"), "--profile",
+                 "fer2013-cpu", "--save-models", "--out", str(fer_run.parent), "--name", "t",
+                 "--resume"]) == 0
+    assert _results(fer_run)["cross_dataset"]["posed"] == entry
+    assert "## Other dataset: posed" in (fer_run / "report.md").read_text()
 
 
 def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
@@ -148,6 +154,36 @@ def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
     assert "--save-models" in capsys.readouterr().err
     assert main(["evaluate", str(fer_run), "--dataset", "folder"]) == 2
     assert "folder:PATH" in capsys.readouterr().err
+
+
+def test_evaluate_on_synthetic_scores_faces_the_run_did_not_train_on(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmark import crossdata, runner
+    from benchmark.stages.data import duplicates_across, load
+    from fer_sklearn.datasets import EMOTIONS
+
+    config = resolve_config(models=["cnn"], n_boot=10)  # the default synthetic faces
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps({"config": config.to_dict()}))
+    scored = []
+
+    def uniform(est, X, tta, classes):
+        scored.append(X)
+        return np.full((len(X), len(classes)), 1 / len(classes))
+
+    monkeypatch.setattr(crossdata, "_models", lambda run_dir, names: {
+        "cnn": SimpleNamespace(classes_=np.array(EMOTIONS))})
+    monkeypatch.setattr(crossdata, "predict_proba", uniform)
+    monkeypatch.setattr(runner, "write_report", lambda run_dir, results: None)
+    entry = crossdata.evaluate_run(run_dir, "synthetic")
+    (X,) = scored
+    assert len(X) == entry["n"] == config.synthetic["n_samples"]
+    assert duplicates_across(load(config).X_train, X) == []
+    assert entry["synthetic_seed"] == config.seed + 1
+    section = crossdata.cross_dataset_section({"cross_dataset": {"synthetic": entry}})
+    assert f"drawn with seed {config.seed + 1}, not the seed of the run's own faces" in section
 
 
 def test_ten_views_are_the_face_and_its_shifts_each_mirrored():

@@ -15,6 +15,7 @@ from fer_sklearn.datasets import (
     load_image_folder,
     load_labels_csv,
 )
+from fer_sklearn.datasets.labels_csv import CSV_IS_A_FOLDER
 
 RNG = np.random.RandomState(0)
 
@@ -92,6 +93,32 @@ def test_fer2013_csv_is_cached_and_the_cache_follows_the_file(tmp_path, private_
     assert not third.report["cache_hit"]
     np.testing.assert_array_equal(third.data, new)
     assert not load_fer2013_csv(path, cache=False).report["cache_hit"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_cache_entry_is_a_miss_and_is_rebuilt(tmp_path, private_cache, damage):
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)
+    first = load_fer2013_csv(path)
+    (entry,) = private_cache.glob("fer2013_csv-*.npz")
+    raw = entry.read_bytes()
+    entry.write_bytes(raw[:len(raw) // 2] if damage == "truncated" else b"")
+    again = load_fer2013_csv(path)
+    assert not again.report["cache_hit"]
+    np.testing.assert_array_equal(again.data, first.data)
+    assert again.frame["split"].tolist() == first.frame["split"].tolist()
+    assert load_fer2013_csv(path).report["cache_hit"]  # the entry was written anew
+
+
+def test_blank_split_cells_are_unassigned(tmp_path):
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training", "", "PrivateTest"])
+    bunch = load_fer2013_csv(path)
+    assert bunch.frame["split"].tolist() == ["train", "unassigned", "test"]
+    assert bunch.frame["usage"].tolist() == ["Training", "", "PrivateTest"]
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label,split\nimgs/anger/angry0.png,angry,train\n"
+                   "imgs/happiness/happy0.png,happy,\nimgs/sadness/sad0.png,sad,  \n")
+    assert load_labels_csv(csv).frame["split"].tolist() == ["train", "unassigned", "unassigned"]
 
 
 def test_fer2013_csv_bad_pixel_row_names_the_line(tmp_path):
@@ -191,7 +218,8 @@ def test_image_folder_unknown_class_lists_every_unknown_name(tmp_path):
     with pytest.raises(ValueError) as err:
         load_image_folder(tmp_path)
     msg = str(err.value)
-    assert "'bored'" in msg and "'hapy'" in msg and "did you mean 'happy'" in msg
+    assert "Unknown class name(s) 'bored', 'hapy' in class folders of" in msg
+    assert "did you mean 'happy'" in msg and "np.str_" not in msg
     assert ", ".join(EMOTIONS) in msg
 
 
@@ -264,6 +292,48 @@ def test_labels_csv_relative_paths_split_column_and_missing_files(tmp_path):
     rows.drop(columns="label").to_csv(csv, index=False)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['label'\]"):
         load_labels_csv(csv)
+
+
+def test_labels_csv_cache_follows_the_listed_images(tmp_path):
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label\nimgs/anger/angry0.png,angry\n"
+                   "imgs/happiness/happy0.png,happy\n")
+    first = load_labels_csv(csv)
+    assert load_labels_csv(csv).report["cache_hit"]
+    # the CSV is unchanged; an image it lists is overwritten, then deleted
+    new = np.full((48, 48), 222, np.uint8)
+    _save(new, tmp_path / "imgs" / "anger" / "angry0.png")
+    changed = load_labels_csv(csv)
+    assert not changed.report["cache_hit"]
+    np.testing.assert_array_equal(changed.data[0], new)
+    np.testing.assert_array_equal(changed.data[1], first.data[1])
+    (tmp_path / "imgs" / "happiness" / "happy0.png").unlink()
+    with pytest.raises(FileNotFoundError, match="happy0.png"):
+        load_labels_csv(csv)
+
+
+def test_labels_csv_relative_root_is_read_from_the_working_folder(tmp_path, monkeypatch):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label\nimgs/a.png,happy\nimgs/b.png,sad\n")
+    for value, folder in ((10, "one"), (200, "two")):
+        for name in ("a", "b"):
+            _save(np.full((48, 48), value, np.uint8), tmp_path / folder / "imgs" / f"{name}.png")
+    loaded = {}
+    for folder in ("one", "two"):
+        monkeypatch.chdir(tmp_path / folder)
+        loaded[folder] = load_labels_csv(csv, root=".")
+    assert not loaded["two"].report["cache_hit"]
+    assert (loaded["one"].data == 10).all() and (loaded["two"].data == 200).all()
+
+
+def test_labels_csv_pointed_at_a_folder_suggests_the_folder_loader(tmp_path):
+    _folder_tree(tmp_path / "faces", split_layout=False)
+    message = CSV_IS_A_FOLDER.format(path=tmp_path / "faces")
+    assert "folder:" in message
+    with pytest.raises(ValueError) as err:
+        load_labels_csv(tmp_path / "faces")
+    assert str(err.value) == message
 
 
 # ------------------------------------------------------------- attributes

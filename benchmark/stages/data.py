@@ -43,6 +43,7 @@ class DataSplit:
     descr: str
     masks_test: Optional[dict] = None
     load_report: Optional[dict] = None
+    unused_splits: Optional[dict] = None
 
 
 def _load_bunch(config):
@@ -90,7 +91,10 @@ def load(config):
     the test split when present (``validation`` then joins training, since
     model selection is done by cross-validation on training data); otherwise
     ``validation`` is the test split. A dataset without splits is split
-    stratified by label, seeded, ``config.test_size`` to test.
+    stratified by label, seeded, ``config.test_size`` to test. Images the
+    protocol leaves out (a split other than train/validation/test, e.g. ``dev``,
+    or no split beside images that have one) are counted by split in
+    ``DataSplit.unused_splits`` and reported in the loading notes.
 
     Returns
     -------
@@ -129,6 +133,7 @@ def load(config):
                                        random_state=config.seed)
         protocol = f"train split only: stratified {config.test_size:.0%} of it held out as test"
     train, test = np.sort(train), np.sort(test)
+    unused = np.setdiff1d(np.arange(n), np.concatenate([train, test]))
     if config.max_train is not None and len(train) > config.max_train:
         train = _stratified_cap(train, y, config.max_train, config.seed)
         protocol += f"; training capped at {config.max_train} images (stratified)"
@@ -146,6 +151,7 @@ def load(config):
         attributes=attributes, protocol=protocol, descr=bunch.DESCR,
         masks_test=None if masks is None else {k: v[test] for k, v in masks.items()},
         load_report=dict(bunch.get("report", {})),
+        unused_splits=_counts(split[unused]) if len(unused) else None,
     )
 
 
@@ -190,6 +196,9 @@ def loading_notes(d):
         notes["conversions"] = conversions
     if report.get("attributes"):
         notes["attributes"] = report["attributes"]
+    if d.unused_splits:
+        notes["unused_splits"] = {"count": sum(d.unused_splits.values()),
+                                  "splits": dict(d.unused_splits)}
     dup = duplicates_across(d.X_train, d.X_test)
     if dup:
         sources = d.frame_test["source"].astype(str).to_numpy() if (
@@ -210,6 +219,10 @@ NOTE_TEXT = {
 }
 
 
+UNUSED_SPLITS = ("{count} image(s) left out, in splits the protocol does not use "
+                 "({splits}): name their split train, validation or test to use them")
+
+
 def describe_notes(notes):
     """One sentence per loading note (``conversions`` and ``attributes`` included)."""
     lines = []
@@ -220,6 +233,10 @@ def describe_notes(notes):
         parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in notes["conversions"].items())
         lines.append(f"images converted by the loader's rule (grayscale by ITU-R 601 luma, "
                      f"16-bit scaled to 8, centre-cropped to square, resized): {parts}")
+    unused = notes.get("unused_splits")
+    if unused:
+        splits = ", ".join(f"{name} {count}" for name, count in unused["splits"].items())
+        lines.append(UNUSED_SPLITS.format(count=unused["count"], splits=splits))
     att = notes.get("attributes")
     if att and (att.get("unmatched_images") or att.get("unused_rows")):
         lines.append(f"attributes from {att['file']}: {att['matched']} image(s) matched, "

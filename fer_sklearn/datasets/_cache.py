@@ -3,20 +3,22 @@
 The cache lives in ``$FER_SKLEARN_CACHE`` if set, else ``$XDG_CACHE_HOME/fer_sklearn``,
 else ``~/.cache/fer_sklearn``. Each loader takes ``cache=True`` (that folder),
 ``cache=False`` (no cache) or a folder path. Entries are written atomically
-(temporary file, then rename), so an interrupted load never leaves a broken one.
+(temporary file, then rename), so an interrupted load never leaves a broken one;
+an entry damaged some other way (truncated, emptied) is a miss, rebuilt and rewritten.
 """
 
 import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 # Bump when the decoded result of any loader changes for the same input.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 def cache_dir():
@@ -34,6 +36,19 @@ def _folder(cache):
     return cache_dir() if cache is True else Path(cache)
 
 
+def _stat(path, name):
+    """``(name, size, mtime)`` of one file; a missing file is ``(name, None, None)``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (name, None, None)
+    return (name, st.st_size, st.st_mtime_ns)
+
+
+def _digest(entries):
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
 def _fingerprint(path):
     """Path, size and mtime of a file, or of every file under a folder."""
     path = Path(path).resolve()
@@ -44,20 +59,27 @@ def _fingerprint(path):
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-            st = os.stat(os.path.join(root, name))
-            entries.append((os.path.relpath(os.path.join(root, name), path),
-                            st.st_size, st.st_mtime_ns))
-    digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
-    return [str(path), len(entries), digest]
+            full = os.path.join(root, name)
+            entries.append(_stat(full, os.path.relpath(full, path)))
+    return [str(path), len(entries), _digest(entries)]
 
 
-def _key(kind, path, options):
-    blob = json.dumps([_FORMAT_VERSION, kind, _fingerprint(path), options],
-                      sort_keys=True, default=str)
+def _files_fingerprint(files):
+    """The folder rule for a list of files (those a CSV names): size and mtime of each,
+    by absolute path, so a changed, deleted or re-rooted file changes the key."""
+    entries = [_stat(f, os.path.abspath(f)) for f in files]
+    return [len(entries), _digest(entries)]
+
+
+def _key(kind, path, options, files=None):
+    parts = [_FORMAT_VERSION, kind, _fingerprint(path), options]
+    if files is not None:
+        parts.append(_files_fingerprint(files))
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def load_or_build(kind, path, options, cache, build):
+def load_or_build(kind, path, options, cache, build, files=None):
     """Return ``build()``'s arrays, from the cache when an entry matches.
 
     Parameters
@@ -72,6 +94,9 @@ def load_or_build(kind, path, options, cache, build):
     build : callable
         Returns ``(data, target, frame, report)``: uint8 images, str labels,
         a DataFrame of str/number columns and a JSON-serialisable dict.
+    files : list of path-like, optional
+        Further files the result is read from (the images a CSV lists); each
+        one's absolute path, size and mtime are in the key, as for a folder.
 
     Returns
     -------
@@ -82,12 +107,12 @@ def load_or_build(kind, path, options, cache, build):
     folder = _folder(cache)
     if folder is None:
         return (*build(), False)
-    entry = folder / f"{kind}-{_key(kind, path, options)}.npz"
+    entry = folder / f"{kind}-{_key(kind, path, options, files)}.npz"
     if entry.exists():
         try:
             return (*_read(entry), True)
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable entry: rebuild and overwrite it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable entry (damaged, truncated, empty): rebuild and overwrite it
     data, target, frame, report = build()
     try:
         _write(entry, data, target, frame, report)

@@ -3,6 +3,7 @@
 import difflib
 
 import numpy as np
+import pandas as pd
 
 #: FER2013's classes in its canonical order (``emotion`` ids 0-6).
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -59,9 +60,12 @@ def canonical_label(name):
 
 def canonical_split(name):
     """Map a split name (``Training``, ``PublicTest``, ``val``, ...) to
-    ``train``/``validation``/``test``; unknown names are kept, lower-cased."""
+    ``train``/``validation``/``test``; a blank or missing one (an empty CSV
+    cell) to ``unassigned``; other names are kept, lower-cased."""
+    if not isinstance(name, str) and pd.isna(name):
+        return "unassigned"
     key = str(name).strip().lower()
-    return _SPLIT_SYNONYMS.get(key, key)
+    return _SPLIT_SYNONYMS.get(key, key) if key else "unassigned"
 
 
 def map_labels(names, where):
@@ -75,7 +79,7 @@ def map_labels(names, where):
     names = np.asarray(names).astype(str)
     uniques, inverse = np.unique(names, return_inverse=True)
     mapped = [canonical_label(u) for u in uniques]
-    unknown = [u for u, m in zip(uniques, mapped) if m is None]
+    unknown = [str(u) for u, m in zip(uniques, mapped) if m is None]
     if unknown:
         close = {
             u: difflib.get_close_matches(u.lower(), list(_LABEL_SYNONYMS), n=1)

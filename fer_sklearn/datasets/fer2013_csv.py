@@ -80,7 +80,7 @@ def _parse(path):
             path=path, names=", ".join(f"{i}={n}" for i, n in enumerate(EMOTIONS)),
             lines=_lines(bad), values=df["emotion"].iloc[bad[:5]].tolist()))
     target = np.asarray(EMOTIONS)[emotion.to_numpy(dtype=int)]
-    usage = df["Usage"].astype(str) if "Usage" in df.columns else pd.Series(
+    usage = df["Usage"].fillna("").astype(str) if "Usage" in df.columns else pd.Series(
         ["unassigned"] * len(df))
     frame = pd.DataFrame({
         "split": [canonical_split(u) for u in usage],
@@ -103,7 +103,7 @@ def load_fer2013_csv(path, *, cache=True, return_X_y=False):
     ``emotion`` ids 0-6 become the canonical labels; ``Usage`` becomes ``split``
     (``Training`` -> ``train``, ``PublicTest`` -> ``validation``,
     ``PrivateTest`` -> ``test``; the raw value stays in ``frame["usage"]``;
-    without a Usage column every row is ``unassigned``). Rows must all hold the
+    a blank Usage, or no Usage column, is ``unassigned``). Rows must all hold the
     same square number of pixels; sizes other than 48x48 are resized.
 
     Parameters

@@ -24,6 +24,11 @@ REROOT_HINT = (
     "Absolute paths recorded on another machine are re-rooted by passing "
     "root=<folder that holds what {prefix} held>. "
 )
+CSV_IS_A_FOLDER = (
+    "{path} is a folder, not a labels CSV. For a folder of images "
+    "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>) use load_image_folder "
+    "(in the benchmark: --dataset folder:{path})."
+)
 
 
 def _resolve(paths, base, root):
@@ -45,7 +50,8 @@ def _resolve(paths, base, root):
     return out, prefix
 
 
-def _read(path, root, on_error, size):
+def _table(path, root):
+    """The CSV's rows, their canonical labels, and the image file of each row."""
     df = pd.read_csv(path, dtype=str)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("image_path", "label") if c not in df.columns]
@@ -54,6 +60,11 @@ def _read(path, root, on_error, size):
                                                        found=list(df.columns)))
     target = map_labels(df["label"].fillna(""), where=f"the 'label' column of {path}")
     files, prefix = _resolve(df["image_path"], path.parent, root)
+    return df, target, files, prefix
+
+
+def _read(path, root, on_error, size, table):
+    df, target, files, prefix = table
     exists = np.array([f.is_file() for f in files])
     report = {"missing_files": [str(df["image_path"][i]) for i in np.flatnonzero(~exists)]}
     if not exists.all() and on_error == "raise":
@@ -84,7 +95,9 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     paths that exist are read as they are; absolute paths that do not exist
     (recorded on another machine, e.g. ``/content/drive/...``) are re-rooted
     when ``root`` is given: their longest common folder is replaced by ``root``.
-    An optional ``split`` column becomes ``frame["split"]``.
+    An optional ``split`` column becomes ``frame["split"]`` (a blank cell:
+    ``unassigned``). The decode cache keys on the CSV, the resolved ``root`` and
+    the size and mtime of every listed image, so a changed image is decoded again.
 
     Parameters
     ----------
@@ -104,19 +117,29 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     sklearn.utils.Bunch
         ``frame["source"]`` is the path as written in the CSV.
 
+    Raises
+    ------
+    FileNotFoundError
+        The CSV, or (with ``on_error="raise"``) a listed image, does not exist.
+    ValueError
+        ``path`` is a folder, a column is missing, a label is unknown or an
+        image cannot be decoded.
+
     Examples
     --------
     >>> data = load_labels_csv("labels.csv", root="/data/fer2013")  # doctest: +SKIP
     """
     check_on_error(on_error)
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(CSV_IS_A_FOLDER.format(path=path))
     if not path.is_file():
         raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
-    # Key on the CSV only; the images it names could change unseen, so cache
-    # only when asked for explicitly by a folder of the user's choosing.
+    table = _table(path, root)
+    resolved_root = None if root is None else str(Path(root).resolve())
     data, target, frame, report, hit = load_or_build(
-        "labels_csv", path, {"root": str(root), "size": size, "on_error": on_error},
-        cache, lambda: _read(path, root, on_error, size))
+        "labels_csv", path, {"root": resolved_root, "size": size, "on_error": on_error},
+        cache, lambda: _read(path, root, on_error, size, table), files=table[2])
     report = {**report, "cache_hit": hit}
     descr = f"Images listed in {path} ({len(data)} images)."
     return make_bunch(data, target, frame, descr, return_X_y, report=report)
