@@ -7,20 +7,25 @@ rate), per-class selection rate and per-class false-positive rate, and adds
 what a MetricFrame alone does not give:
 
 - **Uncertainty.** A seeded bootstrap that resamples rows within each group
-  (group sizes stay fixed) gives percentile intervals for every group metric,
-  and standard errors for every gap (the bootstrap's, never below the one a
-  two-proportion z-test would use, which keeps a perfect tiny group from
-  looking certain).
+  (group sizes stay fixed) gives percentile intervals for every group metric
+  (never narrower than the Wilson score interval over the metric's rows, log
+  loss aside), and standard errors for every gap (the bootstrap's, never
+  below the one a two-proportion z-test would use, which keeps a perfect tiny
+  group from looking certain).
 - **Gaps that can be read as claims.** fairlearn's ``difference()`` and
   ``ratio()``, both ``between_groups`` and ``to_overall``, are extremes over
   groups: a largest-minus-smallest difference is positive even when no group
   differs, so its plain bootstrap interval always excludes 0. Each gap is
   therefore reported with the interval of the contrast between the groups
-  that produce it (e.g. ``dark`` minus ``light``), widened by Bonferroni over
-  every contrast it could have been picked from (group pairs, and classes for
-  per-class metrics). A gap is *significant* when that interval excludes 0
-  (excludes 1 for ratios): a claim that holds at the stated level even though
-  the groups were chosen as the most extreme.
+  that produce it (e.g. ``dark`` minus ``light``, or ``dark`` minus the whole
+  test set, which contains ``dark``), widened by Bonferroni over every
+  contrast it could have been picked from (group pairs, or groups for a
+  distance to overall, and classes for per-class metrics). A gap is
+  *significant* when that interval excludes 0: a claim that holds at the
+  stated level even though the groups were chosen as the most extreme. A
+  ratio carries the interval of its difference divided by the larger of its
+  two values (the delta method at ratio 1), so it is significant, its
+  interval excluding 1, exactly when that difference is.
 - **Small and unknown groups.** A group with fewer than ``min_group_size``
   rows is shown with its count and interval but marked too small to judge and
   left out of gaps and worst groups; missing values form an explicit
@@ -427,11 +432,15 @@ def _cm(t, p, k):
 
 
 def _denominators(cm, classes):
-    """Rows behind each rate metric of confusion matrices ``cm``; None for
-    metrics that are not a single rate (balanced accuracy, macro-F1, log loss)."""
+    """Rows behind each metric of confusion matrices ``cm``, absent for log loss.
+
+    Balanced accuracy and macro-F1 are means of per-class rates, not one rate;
+    they count the group's rows, so that a group of 2 faces, both right, gets
+    the interval of 2 of 2 rather than a collapsed [100%, 100%].
+    """
     cm = np.asarray(cm, dtype=float)
     n, row = cm.sum((-2, -1)), cm.sum(-1)
-    out = {"accuracy": n}
+    out = {"accuracy": n, "balanced_accuracy": n, "macro_f1": n}
     for j, c in enumerate(classes):
         out[f"recall[{c}]"] = row[..., j]
         out[f"selection_rate[{c}]"] = n
@@ -495,8 +504,8 @@ def _num(x):
 def _percentile(value, boot, confidence, rows=None):
     """``{"value", "low", "high"}``: percentile interval of finite resamples.
 
-    For a rate over ``rows`` rows the interval is widened, where needed, to the
-    Wilson score interval: a rate of 0 or 1 in a few faces has a degenerate
+    For a metric over ``rows`` rows the interval is widened, where needed, to
+    the Wilson score interval: a rate of 0 or 1 in a few faces has a degenerate
     bootstrap ([0, 0] for 0 of 9), the Wilson interval does not ([0, 0.30]).
     """
     boot = boot[np.isfinite(boot)]
@@ -850,6 +859,14 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     floors = _var_floors(point_cm, overall, classes, metric_names)
     floors_rest = _var_floors(all_cm[None] - point_cm, overall, classes, metric_names)
     rows_g, rows_all = _denominators(point_cm, classes), _denominators(all_cm, classes)
+    # The overall value contains the group: group minus overall is (1 - share)
+    # times group minus rest, share being the group's part of the metric's rows.
+    floors_overall = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for m in metric_names:
+            share = (rows_g[m] / rows_all[m] if m in rows_g
+                     else point_cm.sum((-2, -1)) / n)
+            floors_overall[m] = (1 - share) ** 2 * (floors[m] + floors_rest[m])
 
     group_records = {}
     for gi, g in enumerate(groups):
@@ -864,13 +881,17 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
                             "vs_rest": {}}
 
     headline = [m for m in HEADLINE_METRICS if m in metric_names]
+    # Two groups and no other rows: each group's rest is the other group, so its
+    # distance to the rest (and, scaled, to overall) is the gap: one comparison.
+    two_only = len(judged) == 2 == len(groups)
+    vs_rest_comparisons = 1 if two_only else max(len(judged), 1)
     for gi, g in enumerate(groups):
         if status[g] != OK:
             continue
         for m in headline:
             diff = float(by_group.loc[g, m]) - float(point_rest[m][gi])
             rec = _contrast(diff, boot_g[m][gi] - boot_rest[m][gi], confidence,
-                            max(len(judged), 1), 0.0,
+                            vs_rest_comparisons, 0.0,
                             se_min=np.sqrt(floors[m][gi] + floors_rest[m][gi]),
                             bounds=_BOUNDS[m])
             rec["worse"] = bool(rec["significant"] and _DIRECTION[m] * diff < 0)
@@ -898,8 +919,9 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     for m in metric_names:
         factor = 1 if m in HEADLINE_METRICS else k
         record["gaps"][m] = _gaps(m, judged, by_group.loc[judged, m].to_numpy(dtype=float),
-                                  boot_g[m][j_idx], floors[m][j_idx], float(overall[m]),
-                                  boot_all[m], confidence, factor)
+                                  boot_g[m][j_idx], floors[m][j_idx],
+                                  floors_overall[m][j_idx], float(overall[m]), boot_all[m],
+                                  confidence, factor, two_only)
     for m in headline:
         worst = record["gaps"][m]["worst_group"]
         if worst is not None:
@@ -909,9 +931,15 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     return record, mf
 
 
-def _gaps(metric, judged, values, boot, floors, overall, boot_overall, confidence, factor):
+def _gaps(metric, judged, values, boot, floors, floors_overall, overall, boot_overall,
+          confidence, factor, two_only=False):
     """fairlearn's difference and ratio (between groups, to overall) over the
-    judged groups, each with the simultaneous interval of the contrast behind it."""
+    judged groups, each with the simultaneous interval of the contrast behind it.
+
+    ``floors`` and ``floors_overall`` are the null variances of each group's
+    value and of its distance to the overall value. ``two_only``: the two
+    groups hold every row, so both distances to overall are the gap, scaled.
+    """
     finite = np.flatnonzero(np.isfinite(values))
     empty = {"value": None, "low": None, "high": None, "se": None, "significant": False,
              "comparisons": 0, "groups": []}
@@ -922,43 +950,60 @@ def _gaps(metric, judged, values, boot, floors, overall, boot_overall, confidenc
         return out
     kk = len(finite)
     pairs = kk * (kk - 1) // 2
-    v, b, f = values[finite], boot[finite], floors[finite]
+    v, b, f, fo = values[finite], boot[finite], floors[finite], floors_overall[finite]
     names = [judged[i] for i in finite]
     hi = int(np.argmax(v))
     lo = kk - 1 - int(np.argmin(v[::-1]))  # ties: two different groups
     bounds = _BOUNDS[_kind(metric)]
-    rec = _contrast(v[hi] - v[lo], b[hi] - b[lo], confidence, pairs * factor, 0.0,
-                    se_min=np.sqrt(f[hi] + f[lo]), bounds=bounds)
-    out["difference"]["between_groups"] = {**rec, "groups": [names[hi], names[lo]]}
-    dist = np.abs(v - overall)
-    far = int(np.argmax(dist))
-    sign = 1.0 if v[far] >= overall else -1.0
-    rec = _contrast(dist[far], sign * (b[far] - boot_overall), confidence, kk * factor, 0.0,
-                    se_min=np.sqrt(f[far]), bounds=bounds)
-    out["difference"]["to_overall"] = {**rec, "groups": [names[far]]}
+
+    def to_overall(i):
+        sign = 1.0 if v[i] >= overall else -1.0
+        return _contrast(abs(v[i] - overall), sign * (b[i] - boot_overall), confidence,
+                         (1 if two_only else kk) * factor, 0.0, se_min=np.sqrt(fo[i]),
+                         bounds=bounds)
+
+    between = _contrast(v[hi] - v[lo], b[hi] - b[lo], confidence, pairs * factor, 0.0,
+                        se_min=np.sqrt(f[hi] + f[lo]), bounds=bounds)
+    out["difference"]["between_groups"] = {**between, "groups": [names[hi], names[lo]]}
+    far = int(np.argmax(np.abs(v - overall)))
+    out["difference"]["to_overall"] = {**to_overall(far), "groups": [names[far]]}
     with np.errstate(divide="ignore", invalid="ignore"):
         if v[hi] > 0:
-            r = v[lo] / v[hi]
-            rec = _contrast(r, b[lo] / b[hi], confidence, pairs * factor, 1.0,
-                            se_min=np.sqrt(f[lo] + r * r * f[hi]) / v[hi], bounds=(0.0, None))
-            out["ratio"]["between_groups"] = {**rec, "groups": [names[lo], names[hi]]}
+            out["ratio"]["between_groups"] = {
+                **_ratio(between, v[lo] / v[hi], v[hi], confidence),
+                "groups": [names[lo], names[hi]]}
         if overall > 0:
             # fairlearn's to_overall ratio: each group's ratio to overall, as a
             # number <= 1, then the smallest.
             ratios = np.where(v <= overall, v / overall, overall / v)
             g = int(np.argmin(ratios))
-            if v[g] <= overall:
-                ratio_boot, se_min = b[g] / boot_overall, np.sqrt(f[g]) / overall
-            else:
-                ratio_boot, se_min = boot_overall / b[g], overall * np.sqrt(f[g]) / v[g] ** 2
-            rec = _contrast(ratios[g], ratio_boot, confidence, kk * factor, 1.0,
-                            se_min=se_min, bounds=(0.0, None))
-            out["ratio"]["to_overall"] = {**rec, "groups": [names[g]]}
+            out["ratio"]["to_overall"] = {
+                **_ratio(to_overall(g), ratios[g], max(v[g], overall), confidence),
+                "groups": [names[g]]}
     direction = _DIRECTION[_kind(metric)]
     if direction:
         worst = lo if direction > 0 else hi
         out["worst_group"] = {"group": names[worst], "value": float(v[worst])}
     return out
+
+
+def _ratio(diff, value, scale, confidence):
+    """The ratio ``value = 1 - d / scale`` of the difference record ``diff`` (of
+    ``d``), with the difference's interval and standard error divided by ``scale``.
+
+    That is the delta-method interval of the ratio at 1, where it is tested, so
+    a ratio is significant exactly when its difference is (its interval
+    excludes 1 exactly then). Ratios lie in [0, inf).
+    """
+    record = {"value": _num(value), "low": None, "high": None, "se": None,
+              "significant": False, "comparisons": diff["comparisons"]}
+    if record["value"] is None or diff["se"] is None:
+        return record
+    se = diff["se"] / scale
+    half = _z(confidence, diff["comparisons"]) * se
+    record.update(low=max(float(value) - half, 0.0), high=float(value) + half, se=float(se),
+                  significant=diff["significant"])
+    return record
 
 
 def _one_vs_rest(gaps, labels, judged, t, p, classes, confidence):

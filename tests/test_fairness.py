@@ -218,6 +218,83 @@ def test_a_perfect_tiny_group_is_not_declared_significantly_better():
     assert f["gaps"]["accuracy"]["difference"]["between_groups"]["se"] > 0.03
 
 
+@pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "macro_f1"])
+def test_a_tiny_perfect_group_has_an_honest_interval_for_every_headline_metric(metric):
+    # 2 faces, both right: 100% of 2 is not [100%, 100%] for any headline metric.
+    y, pred, groups = _known_gap(n_a=60, n_b=60, right_a=45, right_b=45)
+    y = np.r_[y, ["angry", "happy"]]
+    pred = np.r_[pred, ["angry", "happy"]]
+    groups = pd.concat([groups, pd.DataFrame({"g": ["c", "c"]})], ignore_index=True)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=100).results["features"]["g"]
+    tiny = f["groups"]["c"]["metrics"]
+    assert tiny[metric]["value"] == 1.0 and tiny[metric]["high"] == 1.0
+    assert tiny[metric]["low"] == approx(tiny["accuracy"]["low"])  # Wilson for 2 of 2
+    assert tiny[metric]["low"] < 0.4
+
+
+@pytest.mark.parametrize("n_b, right_b", [(10, 10), (200, 125), (200, 150)])
+def test_a_ratio_is_significant_exactly_when_its_difference_is(n_b, right_b):
+    # A perfect group of 10 next to a 75% group: the difference is not
+    # significant, so its ratio (75 / 100) may not be either.
+    y, pred, groups = _known_gap(n_a=200, n_b=n_b, right_a=150, right_b=right_b)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=200,
+                       min_group_size=5).results["features"]["g"]
+    for metric in f["gaps"]:
+        d, r = f["gaps"][metric]["difference"], f["gaps"][metric]["ratio"]
+        for method in ("between_groups", "to_overall"):
+            if r[method]["value"] is None:
+                continue
+            # The ratio to overall may pick another group than the difference.
+            if sorted(r[method]["groups"]) == sorted(d[method]["groups"]):
+                assert r[method]["significant"] == d[method]["significant"], (metric, method)
+            excludes_one = r[method]["high"] < 1 or r[method]["low"] > 1
+            assert excludes_one == r[method]["significant"], (metric, method)
+            assert r[method]["low"] <= r[method]["value"] <= r[method]["high"]
+    if n_b == 10:
+        assert not f["gaps"]["accuracy"]["ratio"]["between_groups"]["significant"]
+    else:
+        assert f["gaps"]["accuracy"]["ratio"]["between_groups"]["significant"] == (
+            right_b == 125)
+
+
+@pytest.mark.parametrize("n_a, n_b, right_a, right_b", [(150, 150, 105, 117),
+                                                         (200, 10, 150, 10)])
+def test_the_distance_to_overall_counts_the_group_inside_the_overall_value(
+        n_a, n_b, right_a, right_b):
+    # With two groups, group minus overall is (1 - share) times group minus the
+    # other group: its standard error is the gap's, scaled, whether it comes from
+    # the bootstrap (150 and 150) or from the z-test floor (a perfect group of 10).
+    y, pred, groups = _known_gap(n_a=n_a, n_b=n_b, right_a=right_a, right_b=right_b)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=300,
+                       min_group_size=5).results["features"]["g"]
+    d = f["gaps"]["accuracy"]["difference"]
+    far = d["to_overall"]["groups"][0]
+    share = f["groups"][far]["n"] / (n_a + n_b)
+    assert d["to_overall"]["se"] == pytest.approx((1 - share) * d["between_groups"]["se"],
+                                                  rel=1e-4)
+    assert d["to_overall"]["significant"] == d["between_groups"]["significant"]
+
+
+def test_with_two_groups_vs_rest_is_the_gap_itself():
+    # 0.88 vs 0.80 in 200 faces each: significant with one comparison, not with
+    # the two a Bonferroni over groups would count.
+    y, pred, groups = _known_gap(n_a=200, n_b=200, right_a=176, right_b=160)
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=300).results["features"]["g"]
+    between = f["gaps"]["accuracy"]["difference"]["between_groups"]
+    assert between["significant"] and between["comparisons"] == 1
+    for g, sign in (("a", 1), ("b", -1)):
+        vs = f["groups"][g]["vs_rest"]["accuracy"]
+        assert vs["comparisons"] == 1 and vs["significant"]
+        assert vs["value"] == approx(sign * between["value"])
+        assert vs["se"] == approx(between["se"])
+    assert f["groups"]["b"]["vs_rest"]["accuracy"]["worse"]
+    # Unknown rows make each group's rest differ from the other group: two contrasts.
+    groups.loc[:19, "g"] = None
+    f = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=50,
+                       min_group_size=5).results["features"]["g"]
+    assert f["groups"]["a"]["vs_rest"]["accuracy"]["comparisons"] == 2
+
+
 def test_missing_values_form_an_explicit_unknown_group_or_raise():
     y, pred, groups = _known_gap()
     groups.loc[:9, "g"] = None
@@ -559,7 +636,7 @@ def test_stage_reports_unusable_attributes_instead_of_failing(tmp_path):
     text = fairness_stage.fairness_section({"config": config.to_dict(),
                                             "stages": {"fairness": out}})
     assert "Not audited: `score`" in text and "Not audited: `tone x age`" in text
-    assert "**cnn**: no significant gap" in text
+    assert "**cnn**: no significant between-group gap" in text
 
 
 def test_section_names_predicted_attributes_and_unaudited_ones():
@@ -664,9 +741,11 @@ def test_summary_names_the_significant_gaps_that_its_table_shows():
     # No headline gap is significant, but the log loss and one one-vs-rest gap
     # are: the sentence must not read as "no significant gap" at all.
     def gap(value, significant, groups=("a", "b")):
+        not_flagged = {"value": 0.01, "significant": False, "groups": ["a"]}
         return {"difference": {"between_groups": {
             "value": value, "low": value - 0.1, "high": value + 0.1,
-            "significant": significant, "groups": list(groups)}}}
+            "significant": significant, "groups": list(groups)},
+            "to_overall": dict(not_flagged)}, "ratio": {"to_overall": dict(not_flagged)}}
 
     group = {"metrics": {m: {"value": 0.6} for m in ("accuracy", "balanced_accuracy",
                                                       "macro_f1")}, "vs_rest": {}}
@@ -677,10 +756,69 @@ def test_summary_names_the_significant_gaps_that_its_table_shows():
          "one_vs_rest": {"demographic_parity_difference": {"max": {
              "value": 0.18, "class": "surprise", "groups": ["a", "b"], "significant": True}}}}
     text = fairness_stage._model_sentence("cnn", f)
-    assert text.startswith("**cnn**: no significant gap in accuracy, balanced accuracy or "
-                           "macro-F1. The largest, accuracy `a` vs `b`, is 5.0 pp")
+    assert text.startswith("**cnn**: no significant between-group gap in accuracy, balanced "
+                           "accuracy or macro-F1. The largest, accuracy `a` vs `b`, is 5.0 pp")
     assert "The log loss is significantly higher for `b` than for `a` (by 0.200)." in text
-    assert "demographic-parity difference peaks at 0.18 for `surprise`" in text
+    # in percentage points, like the table beside it
+    assert "demographic-parity difference peaks at 18.0 pp for `surprise`" in text
+    assert "whole test set" not in text
     f["gaps"]["log_loss"] = gap(0.2, False)
     f["one_vs_rest"]["demographic_parity_difference"]["max"]["significant"] = False
     assert fairness_stage._model_sentence("cnn", f).endswith("which includes 0).")
+
+
+@pytest.mark.parametrize("kind", ["difference", "ratio"])
+def test_summary_names_a_significant_gap_to_overall_that_its_table_bolds(kind):
+    # No between-group gap is significant, but one group's distance to the whole
+    # test set is: the sentence must say so rather than only "no significant gap".
+    def gap(value):
+        rec = {"value": value, "low": value - 0.1, "high": value + 0.1,
+               "significant": False, "groups": ["a", "c"]}
+        far = {"value": 0.01, "significant": False, "groups": ["c"]}
+        return {"difference": {"between_groups": rec, "to_overall": dict(far)},
+                "ratio": {"between_groups": dict(rec), "to_overall": dict(far)}}
+
+    def group(value):
+        return {"metrics": {m: {"value": value} for m in ("accuracy", "balanced_accuracy",
+                                                           "macro_f1")}, "vs_rest": {}}
+
+    f = {"note": None, "one_vs_rest": {},
+         "gaps": {"accuracy": gap(0.06), "balanced_accuracy": gap(0.05),
+                  "macro_f1": gap(0.04)},
+         "groups": {"a": group(0.66), "b": group(0.63), "c": group(0.6)},
+         "overall": {m: {"value": 0.63} for m in ("accuracy", "balanced_accuracy",
+                                                   "macro_f1")}}
+    text = fairness_stage._model_sentence("cnn", f)
+    assert "no significant between-group gap" in text and "whole test set" not in text
+    f["gaps"]["balanced_accuracy"][kind]["to_overall"]["significant"] = True
+    text = fairness_stage._model_sentence("cnn", f)
+    assert text.endswith("which includes 0). `c` differs significantly from the whole test "
+                         "set on balanced accuracy (60.0% vs 63.0%).")
+
+
+def _mitigation_record(before, after):
+    def side(accuracy, gap, significant):
+        acc = {"value": accuracy, "low": accuracy - 0.02, "high": accuracy + 0.02}
+        return {"accuracy": acc,
+                "gap": {"value": gap, "low": gap - 0.05, "high": gap + 0.05,
+                        "significant": significant, "groups": ["light", "dark"]},
+                "worst_group": {"group": "dark", **acc},
+                "groups": {"dark": {"accuracy": acc, "train_share": 0.3}}}
+
+    return {"status": "done", "model": "cnn", "feature": "tone", "columns": ["tone"],
+            "significant_before": before, "method": "group-balanced resampling",
+            "n_train_before": 100, "n_train_after": 100, "fit_time_s": 1.0,
+            "before": side(0.7, 0.08, before), "after": side(0.69, 0.1, after),
+            "mcnemar": {"p_value": 0.5}}
+
+
+@pytest.mark.parametrize("before, after, verdict", [
+    (True, True, "still significant"),
+    (True, False, "no longer significant"),
+    (False, True, "newly significant"),
+    (False, False, "still not significant"),
+])
+def test_mitigation_verdict_reads_true_for_every_change_of_significance(before, after,
+                                                                        verdict):
+    text = "\n".join(fairness_stage._mitigation_text(_mitigation_record(before, after)))
+    assert f"The accuracy gap rose by 2.0 pp ({verdict} after retraining)" in text

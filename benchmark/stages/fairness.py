@@ -319,9 +319,10 @@ def _model_sentence(model, f):
     values = {g: f["groups"][g]["metrics"][metric]["value"] for g in (hi, lo)}
     ci_text = f"simultaneous 95% CI of the gap {100 * d['low']:.1f} to {100 * d['high']:.1f} pp"
     if not significant:
-        text = (f"**{model}**: no significant gap in accuracy, balanced accuracy or macro-F1. "
-                f"The largest, {_NAMES[metric]} `{hi}` vs `{lo}`, is {100 * d['value']:.1f} pp "
-                f"({ci_text}, which includes 0).")
+        text = (f"**{model}**: no significant between-group gap in accuracy, balanced accuracy "
+                f"or macro-F1. The largest, {_NAMES[metric]} `{hi}` vs `{lo}`, is "
+                f"{100 * d['value']:.1f} pp ({ci_text}, which includes 0).")
+        text += _to_overall_sentence(f, gaps)
     else:
         text = (f"**{model}**: {_NAMES[metric]} is {100 * d['value']:.1f} pp lower for `{lo}` "
                 f"({pct(values[lo])}%) than for `{hi}` ({pct(values[hi])}%); {ci_text}.")
@@ -338,11 +339,30 @@ def _model_sentence(model, f):
     for measure in ("equalized_odds_difference", "demographic_parity_difference"):
         top = (f.get("one_vs_rest", {}).get(measure) or {}).get("max")
         if top and top["significant"]:
-            text += (f" The {_NAMES[measure]} peaks at {top['value']:.2f} for "
+            text += (f" The {_NAMES[measure]} peaks at {100 * top['value']:.1f} pp for "
                      f"`{top['class']}` (`{top['groups'][0]}` vs `{top['groups'][1]}`, "
                      "significant).")
             break
     return text
+
+
+def _to_overall_sentence(f, gaps):
+    """The group farthest from the whole test set among the significant
+    to-overall gaps (difference or ratio) of ``gaps``; empty when none is."""
+    found = []
+    for metric, gap in gaps:
+        for kind in ("difference", "ratio"):
+            rec = (gap.get(kind) or {}).get("to_overall") or {}
+            if rec.get("significant"):
+                g = rec["groups"][0]
+                value = f["groups"][g]["metrics"][metric]["value"]
+                overall = f["overall"][metric]["value"]
+                found.append((abs(value - overall), metric, g, value, overall))
+    if not found:
+        return ""
+    _, metric, g, value, overall = max(found)
+    return (f" `{g}` differs significantly from the whole test set on {_NAMES[metric]} "
+            f"({pct(value)}% vs {pct(overall)}%).")
 
 
 def _representation_sentence(group, rec, equal_share):
@@ -417,8 +437,9 @@ def _mitigation_text(mit):
     change = 100 * (a["gap"]["value"] - b["gap"]["value"])
     acc = 100 * (a["accuracy"]["value"] - b["accuracy"]["value"])
     p = mit["mcnemar"]["p_value"]
-    verdict = ("still significant" if a["gap"]["significant"] else "no longer significant"
-               if b["gap"]["significant"] else "not significant")
+    verdict = {(True, True): "still significant", (True, False): "no longer significant",
+               (False, True): "newly significant", (False, False): "still not significant"}[
+        (bool(b["gap"]["significant"]), bool(a["gap"]["significant"]))]
     text += [f"The accuracy gap {'fell' if change < 0 else 'rose'} by {abs(change):.1f} pp "
              f"({verdict} after retraining) and test accuracy changed by {acc:+.1f} pp "
              f"(McNemar before vs after: p {'< 0.001' if p < 1e-3 else f'= {p:.3f}'}).", ""]
@@ -440,19 +461,24 @@ def fairness_section(results):
         text += [
             "Each model's test predictions are split by group with fairlearn's "
             f"`MetricFrame`. Brackets: 95% percentile bootstrap intervals ({stage['n_boot']} "
-            f"resamples within each group, seed {config['seed']}). Groups with fewer than "
+            f"resamples within each group, seed {config['seed']}), never narrower than the "
+            "Wilson score interval over the group's images. Groups with fewer than "
             f"{min_size} test images are shown but marked *too small* and left out of gaps; "
             "missing attribute values form the group `unknown`, shown but not judged. "
             "*Gap*: largest minus smallest group (fairlearn's `difference()`); *to overall*: "
             "the largest distance of a group from the whole test set; ratios: fairlearn's "
             "`ratio()`. A gap is **significant** (bold) when its simultaneous 95% interval "
-            "excludes 0 (1 for ratios): the bootstrap interval of the contrast between the "
-            "groups behind it, Bonferroni-widened over every contrast it could have been "
-            "picked from (group pairs, times classes for per-class measures), so a flag "
-            "stays a 5% claim although the groups were picked as the most extreme. Each "
+            "excludes 0: the bootstrap interval of the contrast between the groups behind "
+            "it (or between a group and the whole test set, which contains it), "
+            "Bonferroni-widened over every contrast it could have been picked from (group "
+            "pairs, or groups, times classes for per-class measures), so a flag stays a 5% "
+            "claim although the groups were picked as the most extreme. A ratio's interval "
+            "is its difference's divided by the larger value, so it excludes 1 exactly when "
+            "that difference is significant. Each "
             "flag is a 5% claim on its own: across every model and attribute below, a false "
             "flag somewhere is not unlikely, while a real bias shows for every model. *vs "
-            "rest*: the group minus all other test images (Bonferroni over groups). "
+            "rest*: the group minus all other test images (Bonferroni over groups; with "
+            "two groups it is the gap itself). "
             "One-vs-rest parity: fairlearn's binary demographic-parity and equalized-odds "
             "differences of each class against the others, maximum over classes. *Train %*: "
             "the group's share of the training images, and of each class's training images "
