@@ -86,3 +86,25 @@ def mcnemar(y_true, pred_a, pred_b):
     c = int(np.sum(~right_a & right_b))
     p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
     return {"only_a": b, "only_b": c, "p_value": p}
+
+
+def holm(p_values):
+    """Holm's step-down adjustment of ``p_values`` for testing them together.
+
+    A hypothesis is rejected at level ``alpha`` when its adjusted p-value is
+    below ``alpha``; the chance of any false rejection among the family stays
+    at most ``alpha``.
+
+    Examples
+    --------
+    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

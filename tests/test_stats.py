@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from fer_sklearn.stats import bootstrap_ci, mcnemar
+from fer_sklearn.stats import bootstrap_ci, holm, mcnemar
 
 
 def test_bootstrap_ci_brackets_the_value_and_narrows_with_more_data():
@@ -42,3 +42,10 @@ def test_mcnemar_counts_discordant_pairs_and_tests_them():
     assert same == {"only_a": 0, "only_b": 0, "p_value": 1.0}
     balanced = mcnemar(y, np.r_[np.ones(10), np.zeros(90)], np.r_[np.zeros(10), np.ones(10), np.zeros(80)])
     assert balanced["p_value"] == pytest.approx(1.0)
+
+
+def test_holm_steps_down_and_stays_monotone():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])
+    assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []

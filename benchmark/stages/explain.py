@@ -232,8 +232,10 @@ def _section(results):
             rows.append([c] + [f"{pct(raw[r], 0)} ({per_area[r]:.1f}x)" for r in shown])
         text += [f"### Region importance: {m}", "",
                  f"Share of positive {ref} attribution per region, % (in brackets: share "
-                 "divided by the region's area share; > 1x means concentrated there).", "",
-                 table(rows, ["class"] + shown), ""]
+                 "divided by the region's area share; > 1x means concentrated there). Rows "
+                 "group the faces by their true class; each map explains the class the model "
+                 "predicted.", "",
+                 table(rows, ["true class"] + shown), ""]
     figs = ex["figures"]
     text += [f"![Mean attribution per class]({figs['explain_means']})", ""]
     for m in models:

@@ -10,6 +10,8 @@ import json
 
 from tabulate import tabulate
 
+from ..stats import holm
+
 SECTIONS = {}
 
 
@@ -137,11 +139,16 @@ def _summary(results):
     if str(results["config"]["dataset"]).startswith("fer2013"):
         text += _fer2013_references()
     if evaluate["mcnemar"]:
-        rows = [[p["a"], p["b"], p["only_a"], p["only_b"], pvalue(p["p_value"]),
-                 "yes" if p["p_value"] < 0.05 else "no"] for p in evaluate["mcnemar"]]
+        pairs = evaluate["mcnemar"]
+        adjusted = holm([p["p_value"] for p in pairs])
+        rows = [[p["a"], p["b"], p["only_a"], p["only_b"], pvalue(p["p_value"]), pvalue(h),
+                 "yes" if h < 0.05 else "no"] for p, h in zip(pairs, adjusted)]
         text += ["### Pairwise McNemar tests", "",
+                 f"Exact McNemar tests; Holm's adjustment over the {len(pairs)} pairs keeps "
+                 "the chance of any false \"differ\" at 5%." if len(pairs) > 1 else
+                 "Exact McNemar test.", "",
                  table(rows, ["model A", "model B", "only A right", "only B right",
-                              "p-value", "differ at 5%"]), ""]
+                              "p-value", "Holm p", "differ at 5%"]), ""]
     return "\n".join(text)
 
 
