@@ -349,7 +349,8 @@ def test_attach_attributes_joins_on_path_and_reports_matches(tmp_path):
     out = attach_attributes(bunch, csv)
     assert out.attributes == ["gender", "age_group"]
     assert out.report["attributes"] == {"file": str(csv), "matched": 5,
-                                        "unmatched_images": 1, "unused_rows": 1}
+                                        "unmatched_images": 1, "unused_rows": 1,
+                                        "ambiguous_images": 0}
     assert out.frame["gender"].tolist()[:5] == ["female", "male"] * 2 + ["female"]
     assert pd.isna(out.frame["gender"].iloc[-1])
     assert "gender" not in bunch.frame  # the input is left alone
@@ -362,6 +363,22 @@ def test_attach_attributes_strips_a_leading_root_folder(tmp_path):
                           "race": ["a"] * len(bunch.frame)})
     out = attach_attributes(bunch, table)
     assert out.report["attributes"]["matched"] == len(bunch.frame)
+
+
+def test_attach_attributes_never_pairs_one_row_with_two_images(tmp_path):
+    _folder_tree(tmp_path / "d")  # train/anger/angry0.png and PublicTest/anger/angry0.png
+    _save(_faces(1)[0], tmp_path / "d" / "train" / "anger" / "extra.png")
+    bunch = load_image_folder(tmp_path / "d")
+    table = pd.DataFrame({" path ": ["anger/angry0.png", "anger/extra.png", None, " "],
+                          " gender": ["f", "m", "f", "m"]})
+    out = attach_attributes(bunch, table, on="path")
+    assert out.attributes == ["gender"]
+    gender = dict(zip(out.frame["source"], out.frame["gender"]))
+    assert gender["train/anger/extra.png"] == "m"
+    assert pd.isna(gender["train/anger/angry0.png"]) and pd.isna(gender["PublicTest/anger/angry0.png"])
+    report = out.report["attributes"]
+    assert report["matched"] == 1 and report["ambiguous_images"] == 2
+    assert report["unused_rows"] == 3  # the ambiguous row and the two without a key
 
 
 def test_attach_attributes_errors(tmp_path):

@@ -241,7 +241,10 @@ def describe_notes(notes):
     if att and (att.get("unmatched_images") or att.get("unused_rows")):
         lines.append(f"attributes from {att['file']}: {att['matched']} image(s) matched, "
                      f"{att['unmatched_images']} without a row (group 'unknown'), "
-                     f"{att['unused_rows']} row(s) matching no image")
+                     f"{att['unused_rows']} row(s) matching no image"
+                     + (f"; {att['ambiguous_images']} image(s) left unmatched because, "
+                        "without their leading folder, their key names more than one "
+                        "image or row" if att.get("ambiguous_images") else ""))
     return lines
 
 

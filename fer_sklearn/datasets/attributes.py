@@ -33,7 +33,8 @@ def attach_attributes(bunch, csv, on="path"):
     Rows are matched on ``csv[on]`` == ``bunch.frame["source"]`` (paths relative to
     the dataset root for image folders, data row numbers for the FER2013 CSV).
     When nothing matches, a leading folder on either side (``fer2013/train/...``
-    vs ``train/...``) is ignored. Images without a row get missing values
+    vs ``train/...``) is ignored; a key that then names two images or two rows
+    matches none of them. Images without a row get missing values
     (fairness reports show them as an explicit "unknown" group).
 
     Parameters
@@ -49,7 +50,9 @@ def attach_attributes(bunch, csv, on="path"):
     -------
     sklearn.utils.Bunch
         With ``attributes`` (the new column names) and ``report["attributes"]``:
-        ``matched``, ``unmatched_images``, ``unused_rows``, ``file``.
+        ``matched``, ``unmatched_images``, ``unused_rows``, ``file`` and
+        ``ambiguous_images`` (left unmatched: without their leading folder two
+        images, or two rows, share a key).
 
     Raises
     ------
@@ -69,8 +72,11 @@ def attach_attributes(bunch, csv, on="path"):
         if not Path(csv).is_file():
             raise FileNotFoundError(MISSING_PATH.format(path=csv, cwd=Path.cwd()))
         table = pd.read_csv(csv, dtype=str, keep_default_na=True)
+    table.columns = [str(c).strip() for c in table.columns]
     if on not in table.columns:
         raise ValueError(NO_KEY_COLUMN.format(csv=name, on=on, found=list(table.columns)))
+    blank = table[on].isna() | (table[on].astype(str).str.strip() == "")
+    table = table[~blank].reset_index(drop=True)  # rows without a key name no image
     keys = table[on].map(_norm)
     dup = keys[keys.duplicated()].unique()
     if len(dup):
@@ -84,14 +90,20 @@ def attach_attributes(bunch, csv, on="path"):
     for key_fn, src_fn in ((lambda k: k, lambda s: s), (_strip_first, lambda s: s),
                            (lambda k: k, _strip_first)):
         table_keys, image_keys = keys.map(key_fn), sources.map(src_fn)
-        matched = image_keys.isin(set(table_keys))
+        # Without its leading folder a key can name two rows or two images
+        # (train/happy/0.png and test/happy/0.png): those stay unmatched.
+        shared = (set(table_keys[table_keys.duplicated()])
+                  | set(image_keys[image_keys.duplicated()]))
+        usable = ~table_keys.isin(shared)
+        matched = image_keys.isin(set(table_keys[usable])) & ~image_keys.isin(shared)
         if matched.any():
             break
     else:
         raise ValueError(NO_MATCH.format(csv=name, on=on,
                                          csv_examples=list(keys[:2]),
                                          image_examples=list(sources[:2])))
-    values = table[columns].set_axis(table_keys.to_numpy()).reindex(image_keys.to_numpy())
+    lookup = table.loc[usable.to_numpy(), columns].set_axis(table_keys[usable].to_numpy())
+    values = lookup.reindex(image_keys.where(matched).to_numpy())
     frame = pd.concat([bunch.frame.reset_index(drop=True),
                        values.reset_index(drop=True)], axis=1)
     report = dict(bunch.get("report", {}))
@@ -99,7 +111,10 @@ def attach_attributes(bunch, csv, on="path"):
         "file": name,
         "matched": int(matched.sum()),
         "unmatched_images": int((~matched).sum()),
-        "unused_rows": int((~table_keys.isin(set(image_keys))).sum()),
+        "unused_rows": int((~table_keys.isin(set(image_keys[matched]))).sum()
+                           + blank.sum()),
+        "ambiguous_images": int((image_keys.isin(shared)
+                                 & image_keys.isin(set(table_keys))).sum()),
     }
     out = Bunch(**{**bunch, "frame": frame, "report": report})
     out["attributes"] = list(bunch.get("attributes", [])) + columns
