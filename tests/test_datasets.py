@@ -403,3 +403,32 @@ def test_attach_attributes_on_fer2013_rows(tmp_path):
     out = attach_attributes(bunch, pd.DataFrame({"row": ["0", "2"], "gender": ["f", "m"]}),
                             on="row")
     assert out.frame["gender"].tolist()[0] == "f" and out.frame["gender"].tolist()[2] == "m"
+
+
+def test_fer2013_zip_kind_is_told_by_its_members(tmp_path):
+    """A zip of images that also carries a CSV is a folder; a zipped FER2013 CSV with
+    macOS's hidden copy beside it is the CSV."""
+    from benchmark.stages.data import _zip_holds_csv
+
+    src = tmp_path / "tree"
+    _folder_tree(src)
+    images = tmp_path / "images.zip"
+    with zipfile.ZipFile(images, "w") as zf:
+        for f in sorted(src.rglob("*.png")):
+            zf.write(f, f.relative_to(src).as_posix())
+        zf.writestr("demographics.csv", "path,gender\n")
+    assert not _zip_holds_csv(images)
+    text = tmp_path / "plain.csv"
+    _write_csv(text, _faces(3), [0, 3, 6], ["Training", "Training", "PublicTest"])
+    mac = tmp_path / "fer2013.zip"
+    with zipfile.ZipFile(mac, "w") as zf:
+        zf.write(text, "fer2013.csv")
+        zf.writestr("__MACOSX/._fer2013.csv", b"\x00\x05\x16\x07")
+    assert _zip_holds_csv(mac)
+    assert len(load_fer2013_csv(mac).data) == 3
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.write(text, "a.csv")
+        zf.write(text, "b.csv")
+    with pytest.raises(ValueError, match=r"holds 2 CSV file\(s\) \['a.csv', 'b.csv'\], not one"):
+        load_fer2013_csv(two)

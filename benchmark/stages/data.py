@@ -17,6 +17,7 @@ from fer_sklearn.datasets import (
     make_synthetic_faces,
 )
 from fer_sklearn.datasets._labels import present_target_names
+from fer_sklearn.datasets.fer2013_csv import zip_members
 from fer_sklearn.reporting.markdown import register_section
 
 from ..progress import log
@@ -63,13 +64,15 @@ def _load_bunch(config):
 
 
 def _zip_holds_csv(path):
+    """Whether a zip is FER2013's CSV zipped (CSV files and no images), not a
+    folder of images (which may carry a CSV of its own, such as attributes)."""
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.lower().endswith(".csv") for n in zf.namelist())
+        csvs, images = zip_members(path)
     except (OSError, zipfile.BadZipFile):
         return False  # the folder loader reports what is wrong with it
+    return bool(csvs) and not images
 
 
 def _stratified_cap(idx, y, cap, seed):

@@ -2,8 +2,9 @@
 
 import math
 import warnings
+import zipfile
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,9 @@ from PIL import Image
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import to_size
+from ._decode import IMAGE_EXTENSIONS, to_size
 from ._labels import EMOTIONS, canonical_split
-from .image_folder import MISSING_PATH
+from .image_folder import MISSING_PATH, _is_hidden
 
 MISSING_COLUMNS = (
     "{path} lacks column(s) {missing}; a FER2013 CSV has 'emotion,pixels,Usage' "
@@ -30,6 +31,7 @@ BAD_EMOTION = (
     "{path}: 'emotion' must be an id 0-6 ({names}); line(s) {lines} hold {values}."
 )
 UNREADABLE_CSV = "Cannot read {path} as CSV: {reason}."
+ZIP_CSV_COUNT = "the zip holds {n} CSV file(s) {names}, not one"
 
 
 def _lines(index):
@@ -37,10 +39,31 @@ def _lines(index):
     return ", ".join(str(i + 2) for i in index[:5])
 
 
+def zip_members(path):
+    """The visible ``.csv`` and image members of the zip ``path`` (hidden files
+    and macOS ``__MACOSX`` copies left out), as two lists."""
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist()
+                 if not n.endswith("/") and not _is_hidden(PurePosixPath(n).parts)]
+    return ([n for n in names if n.lower().endswith(".csv")],
+            [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
+
+
+def _read_table(path):
+    if str(path).lower().endswith(".zip"):
+        csvs, _ = zip_members(path)
+        if len(csvs) != 1:
+            raise ValueError(ZIP_CSV_COUNT.format(path=path, n=len(csvs), names=csvs[:5]))
+        with zipfile.ZipFile(path) as zf, zf.open(csvs[0]) as fh:
+            return pd.read_csv(fh, dtype={"pixels": str})
+    return pd.read_csv(path, dtype={"pixels": str}, compression="infer")
+
+
 def _parse(path):
     try:
-        df = pd.read_csv(path, dtype={"pixels": str}, compression="infer")
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        df = _read_table(path)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError,
+            zipfile.BadZipFile) as exc:
         raise ValueError(UNREADABLE_CSV.format(path=path, reason=exc)) from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("emotion", "pixels") if c not in df.columns]
