@@ -152,6 +152,16 @@ def test_images_in_a_split_the_protocol_does_not_use_are_reported(tmp_path, layo
             "name their split train, validation or test to use them.") in section
 
 
+def test_a_class_of_one_image_is_named_before_a_stratified_split(tmp_path):
+    root = tmp_path / "faces"
+    _faces_folder(root, n=40)
+    (root / "contempt").mkdir()
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(root / "contempt" / "only.png")
+    with pytest.raises(ValueError, match=r"class\(es\) \['contempt'\] have a single image, "
+                                         "too few for a stratified train/test split"):
+        load(resolve_config(dataset=f"folder:{root}"))
+
+
 def test_attribute_csv_matching_no_image_is_an_error(tmp_path, capsys):
     csv = tmp_path / "groups.csv"
     csv.write_text("path,gender\nelsewhere/a.png,f\nelsewhere/b.png,m\n")

@@ -28,6 +28,11 @@ NO_TRAIN_SPLIT = (
     "training folder 'train' (or 'Training'), or drop the split folders."
 )
 TOO_SMALL = "{dataset} has only {n} images; the benchmark needs at least 20."
+TOO_FEW_TO_SPLIT = (
+    "{dataset}: class(es) {classes} have a single image{where}, too few for a stratified "
+    "train/test split (each class needs 2); add images, drop the class, or give the data "
+    "its own train/test split."
+)
 
 @dataclass
 class DataSplit:
@@ -75,6 +80,17 @@ def _zip_holds_csv(path):
     return bool(csvs) and not images
 
 
+def _stratified_split(idx, y, config, where):
+    """``idx`` split into train and test, stratified by ``y``, seeded."""
+    labels, counts = np.unique(y[idx], return_counts=True)
+    single = labels[counts < 2].tolist()
+    if single:
+        raise ValueError(TOO_FEW_TO_SPLIT.format(dataset=config.dataset, classes=single,
+                                                 where=where))
+    return train_test_split(idx, test_size=config.test_size, stratify=y[idx],
+                            random_state=config.seed)
+
+
 def _stratified_cap(idx, y, cap, seed):
     """At most ``cap`` of ``idx``, stratified by ``y`` (a plain seeded sample
     where a class is too rare to stratify), sorted."""
@@ -114,8 +130,7 @@ def load(config):
     y = np.asarray(bunch.target)
     if set(splits) <= {"unassigned", ""}:
         idx = np.arange(n)
-        train, test = train_test_split(idx, test_size=config.test_size, stratify=y,
-                                       random_state=config.seed)
+        train, test = _stratified_split(idx, y, config, "")
         protocol = (f"no split in the data: stratified {1 - config.test_size:.0%} / "
                     f"{config.test_size:.0%} train/test split, seed {config.seed}")
     elif "train" not in splits:
@@ -132,8 +147,7 @@ def load(config):
                     "validation to report (never used for selection)")
     else:
         idx = np.flatnonzero(split == "train")
-        train, test = train_test_split(idx, test_size=config.test_size, stratify=y[idx],
-                                       random_state=config.seed)
+        train, test = _stratified_split(idx, y, config, " in the train split")
         protocol = f"train split only: stratified {config.test_size:.0%} of it held out as test"
     train, test = np.sort(train), np.sort(test)
     unused = np.setdiff1d(np.arange(n), np.concatenate([train, test]))
