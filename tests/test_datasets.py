@@ -254,6 +254,24 @@ def test_image_folder_empty_missing_truncated_and_mixed(tmp_path):
     _save(_faces(1)[0], mixed / "train" / "happy" / "x.png")
     with pytest.raises(ValueError, match="mixes layouts"):
         load_image_folder(mixed)
+    loose = tmp_path / "loose"
+    _save(_faces(1)[0], loose / "a.png")
+    _save(_faces(1)[0], loose / "b.png")
+    with pytest.raises(ValueError, match=r"every image sits at depth 1 \(e.g. \['a.png', "
+                                         r"'b.png'\]\), where ROOT/<class>/<image>"):
+        load_image_folder(loose)
+
+
+def test_zip_member_names_with_backslashes_are_paths(tmp_path):
+    _folder_tree(tmp_path / "src")
+    zpath = tmp_path / "windows.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted((tmp_path / "src").rglob("*.png")):
+            zf.writestr(str(f.relative_to(tmp_path / "src").as_posix()).replace("/", "\\"),
+                        f.read_bytes())
+    bunch = load_image_folder(zpath)
+    assert len(bunch.data) == 12 and "train/anger/angry0.png" in set(bunch.frame["source"])
+    assert set(bunch.frame["split"]) == {"train", "validation"}  # PublicTest
 
 
 # ------------------------------------------------------------- labels CSV

@@ -22,6 +22,10 @@ MIXED_LAYOUT = (
     "ROOT/<split>/<class>/<image> or ROOT/<class>/<image> throughout; "
     "e.g. {examples}."
 )
+WRONG_DEPTH = (
+    "{path}: every image sits at depth {depth} (e.g. {examples}), where "
+    "ROOT/<class>/<image> (depth 2) or ROOT/<split>/<class>/<image> (depth 3) is expected."
+)
 
 
 def _is_hidden(parts):
@@ -50,15 +54,19 @@ def _list_entries(path):
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
-        names = sorted(i.filename for i in infos if not i.is_dir())
-        empty = _empty_folders([i.filename.rstrip("/") for i in infos if i.is_dir()], names)
+        # Some Windows tools write member names with backslashes.
+        members = sorted((i.filename.replace("\\", "/"), i.filename)
+                         for i in infos if not i.is_dir())
+        names = [rel for rel, _ in members]
+        empty = _empty_folders([i.filename.replace("\\", "/").rstrip("/")
+                                for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
     if bad is not None:
         zf.close()
         raise ValueError(NOT_A_ZIP.format(path=path, reason=f"member {bad} is corrupt"))
-    return [(n, (lambda n=n: zf.read(n))) for n in names], zf, empty
+    return [(rel, (lambda n=n: zf.read(n))) for rel, n in members], zf, empty
 
 
 def _strip_single_root(rels):
@@ -95,13 +103,16 @@ def _scan(path, on_error, size):
                      f"{report['ignored_files'][:3]}" if report["ignored_files"]
                      else "nothing")
             raise ValueError(NO_IMAGES.format(path=path, found=found))
-        depths = {len(PurePosixPath(r).parts) for r, _ in visible}
-        if len(depths) != 1 or depths.pop() not in (2, 3):
-            by_depth = {}
-            for r, _ in visible:
-                by_depth.setdefault(len(PurePosixPath(r).parts), r)
+        by_depth = {}
+        for r, _ in visible:
+            by_depth.setdefault(len(PurePosixPath(r).parts), []).append(r)
+        if len(by_depth) > 1:
             raise ValueError(MIXED_LAYOUT.format(
-                path=path, depths=sorted(by_depth), examples=list(by_depth.values())[:3]))
+                path=path, depths=sorted(by_depth),
+                examples=[rs[0] for rs in by_depth.values()][:3]))
+        ((depth, rels),) = by_depth.items()
+        if depth not in (2, 3):
+            raise ValueError(WRONG_DEPTH.format(path=path, depth=depth, examples=rels[:2]))
         parts = [PurePosixPath(r).parts for r, _ in visible]
         folders = np.array([p[-2] for p in parts])
         target = map_labels(folders, where=f"class folders of {path}")
