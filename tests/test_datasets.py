@@ -312,6 +312,14 @@ def test_labels_csv_relative_paths_split_column_and_missing_files(tmp_path):
         load_labels_csv(csv)
 
 
+def test_labels_csv_paths_with_backslashes_or_spaces_are_found(tmp_path):
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame({"image_path": ["imgs\\anger\\angry0.png", " imgs/happiness/happy1.png "],
+                  "label": ["angry", "happy"]}).to_csv(csv, index=False)
+    assert load_labels_csv(csv).target.tolist() == ["angry", "happy"]
+
+
 def test_labels_csv_cache_follows_the_listed_images(tmp_path):
     _folder_tree(tmp_path / "imgs", split_layout=False)
     csv = tmp_path / "labels.csv"

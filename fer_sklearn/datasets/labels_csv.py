@@ -32,8 +32,9 @@ CSV_IS_A_FOLDER = (
 
 
 def _resolve(paths, base, root):
-    """Absolute paths: replace their common folder by ``root``; relative: from base."""
-    paths = [str(p) for p in paths]
+    """Absolute paths: replace their common folder by ``root``; relative: from base.
+    Surrounding spaces are dropped and backslashes read as folder separators."""
+    paths = [str(p).strip().replace("\\", "/") for p in paths]
     absolute = [p for p in paths if PurePath(p).is_absolute()]
     prefix = None
     if absolute:
@@ -59,7 +60,7 @@ def _table(path, root):
         raise ValueError(LABELS_MISSING_COLUMNS.format(path=path, missing=missing,
                                                        found=list(df.columns)))
     target = map_labels(df["label"].fillna(""), where=f"the 'label' column of {path}")
-    files, prefix = _resolve(df["image_path"], path.parent, root)
+    files, prefix = _resolve(df["image_path"].fillna(""), path.parent, root)
     return df, target, files, prefix
 
 
