@@ -124,8 +124,10 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
         raise ValueError(NO_RESULTS.format(path=run_dir))
     results = json.loads(path.read_text(encoding="utf-8"))
     config = results["config"]
-    is_synthetic = str(dataset).split(":", 1)[0] == "synthetic"
-    synthetic = _fresh_synthetic(config) if is_synthetic else None
+    # A run trained on synthetic faces is scored on other ones than its own.
+    fresh = (str(dataset).split(":", 1)[0] == "synthetic"
+             and str(config["dataset"]).split(":", 1)[0] == "synthetic")
+    synthetic = _fresh_synthetic(config) if fresh else None
     other = resolve_config(dataset=dataset, attributes=attributes, models=config["models"],
                            seed=config["seed"], synthetic=synthetic)
     label = label or _default_label(other)

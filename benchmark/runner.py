@@ -197,11 +197,8 @@ def _run_stages(config, run_dir, resume):
         "stages": ctx.results,
         "timings": timings,
     }
-    earlier = _earlier_sections(run_dir) if resume else {}
+    earlier = _earlier_sections(run_dir, to_jsonable(ctx.results.get("search"))) if resume else {}
     if earlier:
-        # Added by `benchmark evaluate` to the finished run: the models are the
-        # same ones, so the sections stay (a fresh run trains new models and
-        # drops them).
         results["cross_dataset"] = earlier
         log(f"kept the other-dataset section(s): {', '.join(sorted(earlier))}")
     with writing():
@@ -214,15 +211,21 @@ def _run_stages(config, run_dir, resume):
     write_report(run_dir, results)
 
 
-def _earlier_sections(run_dir):
-    """The ``cross_dataset`` entries of the run folder's earlier results.json."""
+def _earlier_sections(run_dir, search):
+    """The ``cross_dataset`` entries that ``benchmark evaluate`` added to the
+    folder's results.json, when they scored the models of this run: its
+    ``search`` stage is the one that file records (an earlier run's folder,
+    resumed after a fresh run was cut short, holds other models)."""
     path = run_dir / "results.json"
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("cross_dataset", {})
+        earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # an unreadable earlier file is rewritten in full
+    if earlier.get("stages", {}).get("search") != search:
+        return {}
+    return earlier.get("cross_dataset", {})
 
 
 def save_models(ctx, replace=True):

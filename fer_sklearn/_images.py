@@ -12,6 +12,11 @@ NOT_IMAGES = (
 TOO_FEW_SAMPLES = (
     "{name} needs at least 2 samples to fit, got {n} sample(s)."
 )
+# An image array of another size than the one fitted on.
+FEATURE_MISMATCH = (
+    "X has {got} features, but {name} is expecting {expected} features as input "
+    "(images of shape {shape})."
+)
 
 
 def as_image_array(X, *, estimator=None, return_n_features=False):

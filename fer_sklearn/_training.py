@@ -265,29 +265,40 @@ class TimeBudget(Callback):
                                           small_epoch_s, small_of)
 
 
+def configured_lrs(net):
+    """The learning rate ``net`` is configured with, per optimizer param group
+    (``lr``, ``optimizer__lr``, or a group's own from ``optimizer__param_groups``).
+
+    A schedule starts every fit from these rather than from the optimizer's
+    current rates, which the previous fit annealed to 0 (or a reloaded
+    optimizer state carries); ``set_params(lr=...)`` changes them.
+    """
+    live = [g["lr"] for g in net.optimizer_.param_groups]
+    groups, kwargs = net.get_params_for_optimizer("optimizer", net.get_all_learnable_params())
+    groups = groups[0] if groups else []
+    if len(groups) != len(live):  # an optimizer that groups parameters its own way
+        return live
+    default = kwargs.get("lr", net.lr)
+    return [g.get("lr", default) if isinstance(g, dict) else default for g in groups]
+
+
 class BatchLRSchedule(Callback):
     """Per-batch learning-rate schedule over the whole fit.
 
     Parameters
     ----------
     kind : {"cosine", "onecycle"}
-        ``cosine`` decays from the optimizer's lr to 0; ``onecycle`` warms up
-        linearly from lr/25 over the first 30% of steps, then decays as cosine.
+        ``cosine`` decays from the configured lr (:func:`configured_lrs`) to 0;
+        ``onecycle`` warms up linearly from lr/25 over the first 30% of steps,
+        then decays as cosine. Every fit call (``partial_fit``, a
+        ``warm_start`` fit) runs the schedule anew.
     """
 
     def __init__(self, kind="cosine"):
         self.kind = kind
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # A later fit of the same model (partial_fit, warm_start) starts again
-        # from the lr this schedule started from, not from the 0 it annealed
-        # to; an lr set in between (set_params) is taken as the new start.
-        applied = getattr(self, "applied_", None) or []
-        started = getattr(self, "base_lrs_", None) or []
-        self.base_lrs_ = [
-            started[i] if i < min(len(applied), len(started)) and g["lr"] == applied[i]
-            else g["lr"]
-            for i, g in enumerate(net.optimizer_.param_groups)]
+        self.base_lrs_ = configured_lrs(net)
         self.step_ = 0
         self.total_ = None
 
@@ -316,7 +327,6 @@ class BatchLRSchedule(Callback):
         factor = self._factor()
         for group, base in zip(net.optimizer_.param_groups, self.base_lrs_):
             group["lr"] = base * factor
-        self.applied_ = [g["lr"] for g in net.optimizer_.param_groups]
 
 
 class ValidAccuracy(Callback):

@@ -29,7 +29,7 @@ from skorch.utils import to_tensor
 from torch import nn
 from torch.nn import functional as F
 
-from ._images import TOO_FEW_SAMPLES, as_image_array
+from ._images import FEATURE_MISMATCH, TOO_FEW_SAMPLES, as_image_array
 from ._torch_utils import (
     bf16_supported,
     channels_last_safe,
@@ -51,10 +51,6 @@ from ._training import (
 from .architectures import create, get_spec
 
 LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same length."
-FEATURE_MISMATCH = (
-    "X has {got} features, but {name} is expecting {expected} features as input "
-    "(images of shape {shape})."
-)
 UNSEEN_AT_SCORE = (
     "y has label(s) {labels} that were never seen in fit (classes: {classes}); the model "
     "cannot predict them, so they count as errors."

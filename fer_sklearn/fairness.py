@@ -860,7 +860,9 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     floors_rest = _var_floors(all_cm[None] - point_cm, overall, classes, metric_names)
     rows_g, rows_all = _denominators(point_cm, classes), _denominators(all_cm, classes)
     # The overall value contains the group: group minus overall is (1 - share)
-    # times group minus rest, share being the group's part of the metric's rows.
+    # times group minus rest, share being the group's part of the metric's rows
+    # (exact for pooled rates and log loss; for balanced accuracy and macro-F1,
+    # means of per-class rates, the share of faces is an approximation).
     floors_overall = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for m in metric_names:

@@ -95,6 +95,15 @@ def holm(p_values):
     below ``alpha``; the chance of any false rejection among the family stays
     at most ``alpha``.
 
+    Parameters
+    ----------
+    p_values : array-like of shape (m,)
+
+    Returns
+    -------
+    list of float
+        The adjusted p-values, in the order given, each at most 1.
+
     Examples
     --------
     >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]

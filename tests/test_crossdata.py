@@ -141,6 +141,15 @@ def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
                  "--resume"]) == 0
     assert _results(fer_run)["cross_dataset"]["posed"] == entry
     assert "## Other dataset: posed" in (fer_run / "report.md").read_text()
+    # ...but not those of other models: here the folder's results.json is made to
+    # record another run's search, as when a fresh run into it was cut short
+    earlier = _results(fer_run)
+    earlier["stages"]["search"]["cnn"] = {"other": "run"}
+    (fer_run / "results.json").write_text(json.dumps(earlier))
+    assert main(["run", "--config", str(fer_run.parent / "tiny.toml"), "--profile",
+                 "fer2013-cpu", "--save-models", "--out", str(fer_run.parent), "--name", "t",
+                 "--resume"]) == 0
+    assert "cross_dataset" not in _results(fer_run)
 
 
 def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):

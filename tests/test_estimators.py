@@ -496,7 +496,7 @@ def _moved(before, clf):
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
-def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule):
+def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule, tmp_path):
     X, y = faces
     small = dict(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
                  lr_schedule=schedule)
@@ -522,6 +522,14 @@ def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule):
     clf.set_params(lr=0.002)
     clf.partial_fit(X, y)
     assert 0.001 < max(seen) <= 0.002
+    # so is the configured one after a reloaded, annealed optimizer state
+    clf.save_params(f_params=tmp_path / "p.pt", f_optimizer=tmp_path / "o.pt")
+    again = CNNClassifier(**small).fit(X, y)
+    again.load_params(f_params=tmp_path / "p.pt", f_optimizer=tmp_path / "o.pt")
+    assert again.optimizer_.param_groups[0]["lr"] == 0
+    before = _weights(again)
+    again.partial_fit(X, y)
+    assert _moved(before, again) > 1e-4
 
 
 def test_lr_schedule_counts_the_training_iterator_batches(faces):

@@ -28,6 +28,8 @@ NO_TRAIN_SPLIT = (
     "training folder 'train' (or 'Training'), or drop the split folders."
 )
 TOO_SMALL = "{dataset} has only {n} images; the benchmark needs at least 20."
+CANNOT_SPLIT = ("{dataset}: {n} images of {k} classes cannot be split into train and test "
+                "by class: {reason}")
 TOO_FEW_TO_SPLIT = (
     "{dataset}: class(es) {classes} have a single image{where}, too few for a stratified "
     "train/test split (each class needs 2); add images, drop the class, or give the data "
@@ -87,8 +89,12 @@ def _stratified_split(idx, y, config, where):
     if single:
         raise ValueError(TOO_FEW_TO_SPLIT.format(dataset=config.dataset, classes=single,
                                                  where=where))
-    return train_test_split(idx, test_size=config.test_size, stratify=y[idx],
-                            random_state=config.seed)
+    try:
+        return train_test_split(idx, test_size=config.test_size, stratify=y[idx],
+                                random_state=config.seed)
+    except ValueError as exc:  # e.g. fewer test images than classes
+        raise ValueError(CANNOT_SPLIT.format(dataset=config.dataset, n=len(idx),
+                                             k=len(labels), reason=exc)) from exc
 
 
 def _stratified_cap(idx, y, cap, seed):

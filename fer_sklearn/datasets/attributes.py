@@ -91,9 +91,11 @@ def attach_attributes(bunch, csv, on="path"):
                            (lambda k: k, _strip_first)):
         table_keys, image_keys = keys.map(key_fn), sources.map(src_fn)
         # Without its leading folder a key can name two rows or two images
-        # (train/happy/0.png and test/happy/0.png): those stay unmatched.
+        # (train/happy/0.png and test/happy/0.png): those stay unmatched. (One
+        # image listed twice by a labels CSV is still one image.)
+        distinct = pd.DataFrame({"source": sources, "key": image_keys}).drop_duplicates()
         shared = (set(table_keys[table_keys.duplicated()])
-                  | set(image_keys[image_keys.duplicated()]))
+                  | set(distinct["key"][distinct["key"].duplicated()]))
         usable = ~table_keys.isin(shared)
         matched = image_keys.isin(set(table_keys[usable])) & ~image_keys.isin(shared)
         if matched.any():
