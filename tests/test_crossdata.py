@@ -402,6 +402,21 @@ def test_models_section_says_when_a_fit_overran_its_budget():
     assert "longer than its budget" not in _models(results)
 
 
+def test_a_class_without_test_images_has_no_recall_or_f1_in_the_report():
+    from fer_sklearn.reporting.markdown import _models
+
+    record = {"params": {}, "n_train": 100, "grid": {}, "refit_time": 1.0}
+    per_class = {"happy": {"precision": 0.8, "recall": 0.9, "f1": 0.85, "support": 10},
+                 "disgust": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}
+    results = {"config": {"models": ["cnn"]},
+               "stages": {"search": {"cnn": record},
+                          "evaluate": {"models": {"cnn": {"per_class": per_class}}}}}
+    text = _models(results)
+    row = next(line for line in text.splitlines() if line.startswith("| disgust"))
+    assert [c.strip() for c in row.split("|")[2:5]] == ["0.0", "-", "-"]
+    assert "No test image of disgust: its recall and F1 are undefined (shown as -)." in text
+
+
 def test_fer2013_cpu_run_folder_is_named_after_the_profile():
     config = resolve_config(dataset="fer2013:x.zip", profile="fer2013-cpu")
     assert config.run_name == "fer2013-cpu"

@@ -212,6 +212,21 @@ def test_image_folder_converts_colour_16bit_and_other_sizes(tmp_path):
     np.testing.assert_array_equal(bunch.data[j], expected)
 
 
+def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path):
+    face = np.zeros((48, 48), np.uint8)
+    face[:8] = 255  # a bright band at the top of the face as shown
+    stored = Image.fromarray(np.rot90(face, k=1))  # stored on its side, band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown after turning the stored pixels 90 degrees clockwise
+    (tmp_path / "d" / "happy").mkdir(parents=True)
+    stored.save(tmp_path / "d" / "happy" / "phone.jpg", exif=exif, quality=100)
+    Image.fromarray(face).save(tmp_path / "d" / "happy" / "plain.png")
+    bunch = load_image_folder(tmp_path / "d")
+    assert bunch.report["conversions"]["exif_rotated"] == 1
+    for img in bunch.data:
+        assert img[:8].mean() > 200 and img[-8:].mean() < 50
+
+
 def test_image_folder_unknown_class_lists_every_unknown_name(tmp_path):
     _folder_tree(tmp_path, split_layout=False,
                  names={"happy": "happy", "x": "bored", "y": "hapy"})

@@ -49,3 +49,4 @@ def test_holm_steps_down_and_stays_monotone():
     assert holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])
     assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm([]) == []
+

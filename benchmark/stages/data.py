@@ -254,8 +254,9 @@ def describe_notes(notes):
             lines.append(text.format(**{"examples": "", **notes[key]}))
     if "conversions" in notes:
         parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in notes["conversions"].items())
-        lines.append(f"images converted by the loader's rule (grayscale by ITU-R 601 luma, "
-                     f"16-bit scaled to 8, centre-cropped to square, resized): {parts}")
+        lines.append(f"images converted by the loader's rule (turned upright by their EXIF "
+                     f"orientation, grayscale by ITU-R 601 luma, 16-bit scaled to 8, "
+                     f"centre-cropped to square, resized): {parts}")
     unused = notes.get("unused_splits")
     if unused:
         splits = ", ".join(f"{name} {count}" for name, count in unused["splits"].items())

@@ -16,7 +16,7 @@ import zlib
 from collections import Counter
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -79,9 +79,13 @@ def decode_image(raw, size, counts):
     try:
         with Image.open(io.BytesIO(raw)) as img:
             img.load()
+            if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                img = ImageOps.exif_transpose(img)  # a phone's rotated photo, as shown
+                counts["exif_rotated"] += 1
             img = to_size(_to_gray(img, counts), size, counts)
             return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
 
 

@@ -234,9 +234,15 @@ def _models(results):
                          f"{why}.", ""]
         if evaluate and model in evaluate["models"]:
             per = evaluate["models"][model]["per_class"]
-            rows = [[c, pct(v["precision"]), pct(v["recall"]), pct(v["f1"]), v["support"]]
+            # A class with no test image has no recall, hence no F1.
+            rows = [[c, pct(v["precision"]), pct(v["recall"]) if v["support"] else "-",
+                     pct(v["f1"]) if v["support"] else "-", v["support"]]
                     for c, v in per.items()]
             text += [table(rows, ["class", "precision %", "recall %", "F1 %", "support"]), ""]
+            absent = [c for c, v in per.items() if not v["support"]]
+            if absent:
+                text += [f"No test image of {', '.join(absent)}: its recall and F1 are "
+                         "undefined (shown as -).", ""]
             total = sum(v["support"] for v in per.values())
             rare = [c for c, v in per.items() if 0 < v["support"] < 0.02 * total]
             if rare:
