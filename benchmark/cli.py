@@ -66,11 +66,12 @@ def cmd_list(args):
 def cmd_faces(args):
     from . import faces
 
+    # Without --n, each function's own default (2000 to export, 20000 to time).
+    n = {} if args.n is None else {"n": args.n}
     if args.export:
-        n = 2000 if args.n is None else args.n
-        faces.export_faces(args.export, n=n, seed=args.seed, drop=args.drop or ())
+        faces.export_faces(args.export, seed=args.seed, drop=args.drop or (), **n)
         return 0
-    faces.run(n=20000 if args.n is None else args.n, grid=args.grid, seed=args.seed)
+    faces.run(grid=args.grid, seed=args.seed, **n)
     return 0
 
 

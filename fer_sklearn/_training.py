@@ -274,12 +274,10 @@ def configured_lrs(net):
     optimizer state carries); ``set_params(lr=...)`` changes them.
     """
     live = [g["lr"] for g in net.optimizer_.param_groups]
-    groups, kwargs = net.get_params_for_optimizer("optimizer", net.get_all_learnable_params())
-    groups = groups[0] if groups else []
+    (groups,), kwargs = net.get_params_for_optimizer("optimizer", net.get_all_learnable_params())
     if len(groups) != len(live):  # an optimizer that groups parameters its own way
         return live
-    default = kwargs.get("lr", net.lr)
-    return [g.get("lr", default) if isinstance(g, dict) else default for g in groups]
+    return [g.get("lr", kwargs["lr"]) for g in groups]
 
 
 class BatchLRSchedule(Callback):

@@ -43,20 +43,25 @@ def zip_members(path):
     """The visible ``.csv`` and image members of the zip ``path`` (hidden files
     and macOS ``__MACOSX`` copies left out), as two lists."""
     with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist()
-                 if not n.endswith("/") and not _is_hidden(PurePosixPath(n).parts)]
+        return _members(zf)
+
+
+def _members(zf):
+    names = [n for n in zf.namelist()
+             if not n.endswith("/") and not _is_hidden(PurePosixPath(n).parts)]
     return ([n for n in names if n.lower().endswith(".csv")],
             [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
 
 
 def _read_table(path):
-    if str(path).lower().endswith(".zip"):
-        csvs, _ = zip_members(path)
+    if not str(path).lower().endswith(".zip"):
+        return pd.read_csv(path, dtype={"pixels": str}, compression="infer")
+    with zipfile.ZipFile(path) as zf:
+        csvs, _ = _members(zf)
         if len(csvs) != 1:
             raise ValueError(ZIP_CSV_COUNT.format(path=path, n=len(csvs), names=csvs[:5]))
-        with zipfile.ZipFile(path) as zf, zf.open(csvs[0]) as fh:
+        with zf.open(csvs[0]) as fh:
             return pd.read_csv(fh, dtype={"pixels": str})
-    return pd.read_csv(path, dtype={"pixels": str}, compression="infer")
 
 
 def _parse(path):
