@@ -24,7 +24,9 @@ def build_parser():
                     "synthetic faces, CNN vs ResNet vs DenseNet, quick profile.")
     run.add_argument("--dataset", help="synthetic (default), fer2013:PATH (fer2013.csv or the "
                      "Kaggle JPEG layout, folder or zip), folder:PATH, csv:PATH (image_path,label)")
-    run.add_argument("--attributes", help="CSV of sensitive attributes joined on the image path")
+    run.add_argument("--attributes", help=("CSV of sensitive attributes joined on its `path` "
+                                            "column (image paths) or, for the FER2013 CSV, its "
+                                            "`row` column (data row numbers, from 0)"))
     run.add_argument("--models", type=_models,
                      help="comma-separated registry names (see `list`), e.g. cnn,resnet18")
     run.add_argument("--profile", help="quick (default), full, fer2013-cpu or seed; see `list`")
@@ -57,7 +59,8 @@ def build_parser():
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--dataset", required=True,
                           help="folder:PATH, csv:PATH, fer2013:PATH or synthetic")
-    evaluate.add_argument("--attributes", help="CSV of group attributes of that dataset")
+    evaluate.add_argument("--attributes", help=("CSV of group attributes of that dataset, "
+                                                 "joined as in `run`"))
     evaluate.add_argument("--label", help="section name (default: the dataset's file name)")
     evaluate.add_argument("--tta", help="none, flip, crops or affine (default: the run's own)")
 

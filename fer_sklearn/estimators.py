@@ -45,6 +45,7 @@ from ._training import (
     TimeBudget,
     ValidAccuracy,
     augment_batch,
+    configured_lrs,
     schedule_epochs,
     small_epochs,
 )
@@ -81,6 +82,9 @@ _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 # What fit records about its data before training: restored when the data is rejected.
 _DATA_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
                "class_weight_")
+# Parameters the default callbacks are built from (at initialisation).
+_CALLBACK_PARAMS = frozenset({"lr_schedule", "time_budget", "early_stopping", "checkpoint_dir",
+                              "train_split"})
 
 
 class FERClassifier(NeuralNetClassifier):
@@ -285,8 +289,20 @@ class FERClassifier(NeuralNetClassifier):
             return super().set_params(**kwargs)
         if "device" in kwargs:
             super().set_params(device=kwargs.pop("device"))
+        rebuild = sorted(_CALLBACK_PARAMS.intersection(kwargs))
+        before = {k: getattr(self, k) for k in rebuild}
         with self._resolved_device():
-            return super().set_params(**kwargs)
+            super().set_params(**kwargs)
+        if rebuild:
+            # The default callbacks are built from these at initialisation: rebuild
+            # them, so that a partial_fit or warm_start fit uses the new values too.
+            try:
+                self._check_params()
+            except ValueError:
+                self.__dict__.update(before)
+                raise
+            self.initialize_callbacks()
+        return self
 
     def __setstate__(self, state):
         # Models pickled before these parameters existed still refit.
@@ -431,6 +447,11 @@ class FERClassifier(NeuralNetClassifier):
         self.schedule_epochs_ = self.max_epochs
         self.full_size_from_ = None
         self._fit_start_epoch_ = len(self.history)
+        if self.lr_schedule is None:
+            # Without a schedule, too, a fit trains at the configured lr, not at
+            # the one an earlier scheduled fit (or a reloaded optimizer) left.
+            for group, lr in zip(self.optimizer_.param_groups, configured_lrs(self)):
+                group["lr"] = lr
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         epoch = len(self.history) - self._fit_start_epoch_  # of this fit, from 0

@@ -444,6 +444,19 @@ def test_attach_attributes_on_fer2013_rows(tmp_path):
     out = attach_attributes(bunch, pd.DataFrame({"row": ["0", "2"], "gender": ["f", "m"]}),
                             on="row")
     assert out.frame["gender"].tolist()[0] == "f" and out.frame["gender"].tolist()[2] == "m"
+    # the default takes `row` where the table has no `path` column, so the CLI joins it too
+    (tmp_path / "g.csv").write_text("row,gender\n0,f\n2,m\n")
+    out = attach_attributes(bunch, tmp_path / "g.csv")
+    assert out.frame["gender"].tolist()[0] == "f" and out.report["attributes"]["matched"] == 2
+    from benchmark.config import resolve_config
+    from benchmark.stages.data import load
+
+    path = _write_csv(tmp_path / "f30.csv", _faces(30), [0, 3] * 15, ["Training"] * 30)
+    rows = pd.DataFrame({"row": range(30), "gender": ["f", "m", "m"] * 10})
+    rows.to_csv(tmp_path / "g30.csv", index=False)
+    d = load(resolve_config(dataset=f"fer2013:{path}", attributes=str(tmp_path / "g30.csv")))
+    assert d.attributes == ["gender"]
+    assert len(d.frame_train) + len(d.frame_test) == 30
 
 
 def test_fer2013_zip_kind_is_told_by_its_members(tmp_path):

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset, ValidSplit
 
 from fer_sklearn import (
@@ -530,6 +530,35 @@ def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule, tmp_
     before = _weights(again)
     again.partial_fit(X, y)
     assert _moved(before, again) > 1e-4
+
+
+def test_callback_options_set_on_a_fitted_model_apply_to_the_next_partial_fit(faces):
+    X, y = faces
+    seen = []
+
+    class LRLog(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    clf = CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=3,
+                        batch_size=16, lr_schedule="onecycle",
+                        callbacks=[("lr_log", LRLog())]).fit(X, y)
+    assert seen[0] < 0.001 and clf.optimizer_.param_groups[0]["lr"] == 0
+    # no schedule: the next fit trains at the configured lr, not the annealed 0
+    seen.clear()
+    clf.set_params(lr_schedule=None)
+    assert "lr_schedule" not in dict(clf.callbacks_)
+    clf.partial_fit(X, y)
+    assert seen == [0.01] * 9
+    clf.set_params(lr_schedule="cosine", early_stopping=2)
+    assert isinstance(dict(clf.callbacks_)["early_stopping"], EarlyStopping)
+    seen.clear()
+    clf.partial_fit(X, y)
+    assert seen[0] == 0.01 and seen[-1] < seen[0]
+    with pytest.raises(ValueError, match="lr_schedule='cos'"):
+        clf.set_params(lr_schedule="cos")
+    assert clf.lr_schedule == "cosine"
 
 
 def test_lr_schedule_counts_the_training_iterator_batches(faces):

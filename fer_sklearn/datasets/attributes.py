@@ -7,7 +7,7 @@ from sklearn.utils import Bunch
 
 from .image_folder import MISSING_PATH
 
-NO_KEY_COLUMN = "{csv} has no column {on!r} to join on; its columns: {found}."
+NO_KEY_COLUMN = "{csv} has no column {on} to join on; its columns: {found}."
 DUPLICATE_KEYS = "{csv} lists {count} key(s) more than once, e.g. {examples}; keep one row each."
 NO_MATCH = (
     "No row of {csv} matched an image: its {on!r} values look like {csv_examples}, "
@@ -27,7 +27,7 @@ def _strip_first(key):
     return "/".join(parts[1:]) if len(parts) > 1 else key
 
 
-def attach_attributes(bunch, csv, on="path"):
+def attach_attributes(bunch, csv, on="auto"):
     """Return a copy of ``bunch`` with the attribute columns of ``csv`` in its frame.
 
     Rows are matched on ``csv[on]`` == ``bunch.frame["source"]`` (paths relative to
@@ -43,8 +43,9 @@ def attach_attributes(bunch, csv, on="path"):
         A loader's result.
     csv : str, Path or pandas.DataFrame
         The attributes, one row per image.
-    on : str, default="path"
-        Key column of ``csv``.
+    on : str, default="auto"
+        Key column of ``csv``. ``auto``: ``path`` where ``csv`` has that
+        column, else ``row`` (the FER2013 CSV's data row numbers).
 
     Returns
     -------
@@ -73,8 +74,13 @@ def attach_attributes(bunch, csv, on="path"):
             raise FileNotFoundError(MISSING_PATH.format(path=csv, cwd=Path.cwd()))
         table = pd.read_csv(csv, dtype=str, keep_default_na=True)
     table.columns = [str(c).strip() for c in table.columns]
+    if on == "auto":
+        on = next((c for c in ("path", "row") if c in table.columns), None)
+        if on is None:
+            raise ValueError(NO_KEY_COLUMN.format(csv=name, on="'path' or 'row'",
+                                                  found=list(table.columns)))
     if on not in table.columns:
-        raise ValueError(NO_KEY_COLUMN.format(csv=name, on=on, found=list(table.columns)))
+        raise ValueError(NO_KEY_COLUMN.format(csv=name, on=repr(on), found=list(table.columns)))
     blank = table[on].isna() | (table[on].astype(str).str.strip() == "")
     table = table[~blank].reset_index(drop=True)  # rows without a key name no image
     keys = table[on].map(_norm)
