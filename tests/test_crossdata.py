@@ -79,7 +79,7 @@ def test_profile_holds_out_part_of_training_for_learning_curves(fer_run):
     assert search["cnn"]["time_budget"]["epochs"] == 2
     assert search["cnn"]["time_budget"]["epochs_trained"] == 2  # the fit re-planned, kept 2
     assert "Model selection: none" in report
-    assert "eighteen views" in report
+    assert "eighteen views" in report and "costs eighteen forward passes" in report
     # the profile's progressive resizing: the probe times the 32x32 epochs too
     assert "at 32x32 pixels" in report
     assert search["cnn"]["time_budget"]["small_side"] == 32

@@ -306,18 +306,22 @@ def _methods(results):
         tta = evaluate.get("tta")
         if tta in (True, "flip"):
             text.append("- Test-time augmentation: probabilities averaged over each face "
-                        "and its mirror image.")
+                        "and its mirror image." + _VIEW_COST.format(n="two"))
         elif tta == "crops":
             text.append("- Test-time augmentation: probabilities averaged over ten views of "
                         "each face: unshifted and shifted 2 pixels along each diagonal "
-                        "(edges repeated), each also mirrored.")
+                        "(edges repeated), each also mirrored." + _VIEW_COST.format(n="ten"))
         elif tta == "affine":
             text.append("- Test-time augmentation: probabilities averaged over eighteen views "
                         "of each face: unshifted and shifted 2 pixels along each diagonal "
                         "(edges repeated), zoomed in and out by 10%, and rotated 8 degrees "
-                        "each way, each also mirrored.")
+                        "each way, each also mirrored." + _VIEW_COST.format(n="eighteen"))
     text.append("")
     return "\n".join(text)
+
+
+_VIEW_COST = (" Each test prediction so costs {n} forward passes: {n} times *FLOPs/img*, "
+              "and {n} times as long as *infer img/s* implies.")
 
 
 @register_section("environment", order=90)
