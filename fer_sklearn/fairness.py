@@ -602,7 +602,7 @@ class FairnessAudit:
         return pd.DataFrame(rows).set_index("group")
 
     def significant_gaps(self, metrics=HEADLINE_METRICS):
-        """Significant gaps, largest first (see :func:`significant_gaps`)."""
+        """Significant gaps, largest first, log loss last (see :func:`significant_gaps`)."""
         return significant_gaps(self.results, metrics=metrics)
 
 
@@ -1093,6 +1093,9 @@ def _add_representation(record, train_labels, y_train, classes):
 def significant_gaps(results, metrics=HEADLINE_METRICS):
     """The significant between-group gaps of an audit, largest first.
 
+    Gaps of rates (accuracy, parity, ...: fractions) come first, then log-loss
+    gaps, which are in another unit.
+
     Parameters
     ----------
     results : dict
@@ -1126,7 +1129,8 @@ def significant_gaps(results, metrics=HEADLINE_METRICS):
                 out.append({"feature": feature, "metric": measure, "groups": top["groups"],
                             "value": top["value"], "low": top["low"], "high": top["high"],
                             "worst_group": None, "class": top["class"]})
-    return sorted(out, key=lambda r: -r["value"])
+    # Rates (fractions) and log loss (nats) are other units: log loss ranks after.
+    return sorted(out, key=lambda r: (r["metric"] == "log_loss", -r["value"]))
 
 
 # --------------------------------------------------------------------------- #

@@ -89,7 +89,8 @@ def test_a_known_accuracy_gap_is_measured_exactly_and_flagged():
     assert vs["value"] == approx(-0.3) and vs["worse"] and vs["high"] < 0
     assert not f["groups"]["a"]["vs_rest"]["accuracy"]["worse"]
     found = significant_gaps(audit.results)
-    assert [g["value"] for g in found] == sorted((g["value"] for g in found), reverse=True)
+    keys = [(g["metric"] == "log_loss", -g["value"]) for g in found]
+    assert keys == sorted(keys)  # largest first, log loss (another unit) after the rates
     acc = [g for g in found if g["metric"] == "accuracy"]
     assert acc == [{"feature": "g", "metric": "accuracy", "groups": ["a", "b"],
                     "value": approx(0.3), "low": between["low"],
@@ -762,6 +763,12 @@ def test_summary_names_the_significant_gaps_that_its_table_shows():
     # in percentage points, like the table beside it
     assert "demographic-parity difference peaks at 18.0 pp for `surprise`" in text
     assert "whole test set" not in text
+    # the groups the training-share sentences then discuss: those shown worse
+    assert fairness_stage._named_worse(f) == {"b"}  # by its log loss
+    f["groups"] = {"a": {**group, "vs_rest": {"macro_f1": {"worse": True}}},
+                   "b": {**group, "vs_rest": {"accuracy": {"worse": True}}}}
+    assert fairness_stage._named_worse(f) == {"b"}  # a vs-rest macro-F1 gap is not shown
+    f["groups"] = {"a": group, "b": group}
     f["gaps"]["log_loss"] = gap(0.2, False)
     f["one_vs_rest"]["demographic_parity_difference"]["max"]["significant"] = False
     assert fairness_stage._model_sentence("cnn", f).endswith("which includes 0).")
@@ -794,6 +801,7 @@ def test_summary_names_a_significant_gap_to_overall_that_its_table_bolds(kind):
     text = fairness_stage._model_sentence("cnn", f)
     assert text.endswith("which includes 0). `c` differs significantly from the whole test "
                          "set on balanced accuracy (60.0% vs 63.0%).")
+    assert fairness_stage._named_worse(f) == {"c"}
 
 
 def _mitigation_record(before, after):
@@ -822,3 +830,16 @@ def test_mitigation_verdict_reads_true_for_every_change_of_significance(before, 
                                                                         verdict):
     text = "\n".join(fairness_stage._mitigation_text(_mitigation_record(before, after)))
     assert f"The accuracy gap rose by 2.0 pp ({verdict} after retraining)" in text
+
+
+def test_significant_gaps_rank_log_loss_after_the_rates():
+    def gap(value):
+        return {"difference": {"between_groups": {"significant": True, "groups": ["a", "b"],
+                                                  "value": value, "low": value / 2,
+                                                  "high": value * 2}},
+                "worst_group": {"group": "b"}}
+
+    results = {"features": {"g": {"gaps": {"accuracy": gap(0.03), "log_loss": gap(0.07),
+                                           "macro_f1": gap(0.05)}}}}
+    found = significant_gaps(results, metrics=["accuracy", "log_loss", "macro_f1"])
+    assert [g["metric"] for g in found] == ["macro_f1", "accuracy", "log_loss"]

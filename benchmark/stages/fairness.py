@@ -304,16 +304,45 @@ def _gap_rows(f):
     return rows
 
 
+def _headline_gaps(f):
+    """The judged headline gaps, the significant ones, and the (metric, gap)
+    a model's sentence names: the largest significant one, else the largest."""
+    gaps = [(m, f["gaps"][m]) for m in _HEADLINE if f["gaps"].get(m)]
+    gaps = [(m, g) for m, g in gaps if g["difference"]["between_groups"]["value"] is not None]
+    significant = [(m, g) for m, g in gaps if g["difference"]["between_groups"]["significant"]]
+    named = max(significant or gaps, default=(None, None),
+                key=lambda mg: mg[1]["difference"]["between_groups"]["value"])
+    return gaps, significant, named
+
+
+def _named_worse(f):
+    """Groups the report shows significantly worse for one model: below the
+    rest on accuracy (the tables' column), the lower side of the gap the
+    model's sentence names (or a group it names below the whole test set),
+    or the higher side of a significant log-loss gap."""
+    if f["note"]:
+        return set()
+    named = {g for g, rec in f["groups"].items()
+             if rec["vs_rest"].get("accuracy", {}).get("worse")}
+    gaps, significant, (_, gap) = _headline_gaps(f)
+    if significant:
+        named.add(gap["difference"]["between_groups"]["groups"][1])
+    elif gaps:  # the sentence names the group farthest from the whole test set
+        farthest = _farthest_from_overall(f, gaps)
+        if farthest is not None and farthest[2] < farthest[3]:
+            named.add(farthest[1])
+    loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
+    if loss and loss.get("significant"):
+        named.add(loss["groups"][0])
+    return named
+
+
 def _model_sentence(model, f):
     if f["note"]:
         return f"**{model}**: no gap can be judged: {f['note']}."
-    gaps = [(m, f["gaps"][m]) for m in _HEADLINE if f["gaps"].get(m)]
-    gaps = [(m, g) for m, g in gaps if g["difference"]["between_groups"]["value"] is not None]
+    gaps, significant, (metric, gap) = _headline_gaps(f)
     if not gaps:
         return f"**{model}**: no gap can be judged."
-    significant = [(m, g) for m, g in gaps if g["difference"]["between_groups"]["significant"]]
-    metric, gap = max(significant or gaps,
-                      key=lambda mg: mg[1]["difference"]["between_groups"]["value"])
     d = gap["difference"]["between_groups"]
     hi, lo = d["groups"]
     values = {g: f["groups"][g]["metrics"][metric]["value"] for g in (hi, lo)}
@@ -349,6 +378,16 @@ def _model_sentence(model, f):
 def _to_overall_sentence(f, gaps):
     """The group farthest from the whole test set among the significant
     to-overall gaps (difference or ratio) of ``gaps``; empty when none is."""
+    farthest = _farthest_from_overall(f, gaps)
+    if farthest is None:
+        return ""
+    metric, g, value, overall = farthest
+    return (f" `{g}` differs significantly from the whole test set on {_NAMES[metric]} "
+            f"({pct(value)}% vs {pct(overall)}%).")
+
+
+def _farthest_from_overall(f, gaps):
+    """(metric, group, value, overall) of :func:`_to_overall_sentence`, or None."""
     found = []
     for metric, gap in gaps:
         for kind in ("difference", "ratio"):
@@ -359,10 +398,8 @@ def _to_overall_sentence(f, gaps):
                 overall = f["overall"][metric]["value"]
                 found.append((abs(value - overall), metric, g, value, overall))
     if not found:
-        return ""
-    _, metric, g, value, overall = max(found)
-    return (f" `{g}` differs significantly from the whole test set on {_NAMES[metric]} "
-            f"({pct(value)}% vs {pct(overall)}%).")
+        return None
+    return max(found)[1:]
 
 
 def _representation_sentence(group, rec, equal_share):
@@ -394,9 +431,7 @@ def _feature_findings(stage, feature, models):
                      "below the rest of the test set on accuracy for every model.")
     flagged = set()
     for m in models:
-        f = stage["models"][m]["features"][feature]
-        flagged |= {g for g, rec in f["groups"].items()
-                    if any(v.get("worse") for v in rec["vs_rest"].values())}
+        flagged |= _named_worse(stage["models"][m]["features"][feature])
     f = stage["models"][models[0]]["features"][feature]
     for g in [g for g in f["order"] if g in flagged]:
         sentence = _representation_sentence(g, f["groups"][g], f.get("equal_share"))
@@ -415,7 +450,7 @@ def _mitigation_text(mit):
     b, a = mit["before"], mit["after"]
     note = "" if mit["significant_before"] else " (not significant: shown for comparison)"
     kind = "attribute" if len(mit["columns"]) == 1 else "intersection"
-    text += [f"**{mit['model']}** (best test accuracy) was retrained on a group-balanced "
+    text += [f"**{mit['model']}** (the best single model by test accuracy) was retrained on a group-balanced "
              f"resample of its training images by `{mit['feature']}`, the {kind} with the "
              f"largest {'significant ' if mit['significant_before'] else ''}accuracy "
              f"gap{note}. Method: {mit['method']}. {mit['n_train_after']} images "

@@ -127,7 +127,7 @@ def _summary(results):
                "infer img/s", "params", "FLOPs/img"]
     text = ["## Summary", "", table(rows, headers), ""]
     best = max(evaluate["models"], key=lambda k: evaluate["models"][k]["metrics"]["accuracy"]["value"])
-    text.append(f"Best test accuracy: **{best}** "
+    text.append(f"Best single model by test accuracy: **{best}** "
                 f"({ci(evaluate['models'][best]['metrics']['accuracy'])} %).")
     if ens:
         test = ens["mcnemar_vs_best"]
