@@ -188,8 +188,11 @@ def _run_stages(config, run_dir, resume):
             log(f"{stage.name}: done in {unit['seconds']:.1f} s")
         ctx.results[stage.name] = unit["result"]
         timings[stage.name] = unit["seconds"]
-    if config.save_models and "search" in ctx.results:
-        save_models(ctx, replace=not resume)
+    if "search" in ctx.results:
+        if config.save_models:
+            save_models(ctx)
+        else:
+            drop_unsaved_models(ctx)
     results = {
         "name": config.run_name,
         "config": config.to_dict(),
@@ -228,19 +231,49 @@ def _earlier_sections(run_dir, search):
     return earlier.get("cross_dataset", {})
 
 
-def save_models(ctx, replace=True):
-    """Copy each fitted model into ``RUN_DIR/models/``: every one (``replace``:
-    an earlier run's models in the folder are not this run's), or after a
-    ``--resume`` those not saved yet."""
+# The models this run has saved in RUN_DIR/models/ (a state unit, so a fresh
+# run, which starts its state over, saves every model again).
+_SAVED_UNIT = "saved-models"
+
+
+def _saved_models(ctx):
+    return ctx.store.get_json(_SAVED_UNIT) if ctx.store.has(_SAVED_UNIT) else []
+
+
+def save_models(ctx):
+    """Copy each fitted model into ``RUN_DIR/models/`` that this run (before a
+    ``--resume``) has not saved yet; files an earlier run left there, or a save
+    cut short, are replaced."""
     from .stages.search import save_model
 
     folder = ctx.run_dir / "models"
-    todo = [m for m in ctx.config.models
-            if replace or not (folder / f"{m}.joblib").is_file()]
+    saved = _saved_models(ctx)
+    todo = [m for m in ctx.config.models if m not in saved]
     for model in todo:
         save_model(ctx.store.get_model(f"model-{model}"), folder, model)
+        saved.append(model)
+        ctx.store.put_json(_SAVED_UNIT, saved)
     if todo:
         log(f"models saved in {folder}: {', '.join(todo)}")
+
+
+def drop_unsaved_models(ctx):
+    """Remove the files in ``RUN_DIR/models/`` of models this run has not
+    saved: an earlier run left them, and ``benchmark evaluate`` would score
+    them as this run's."""
+    folder = ctx.run_dir / "models"
+    if not folder.is_dir():
+        return
+    saved = set(_saved_models(ctx))
+    stale = [f for f in folder.iterdir() if f.name.split(".")[0] not in saved]
+    with writing():
+        for f in stale:
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if stale:
+        log(f"removed an earlier run's saved models from {folder} (this run saves "
+            "models only with --save-models)")
 
 
 def write_report(run_dir, results=None):

@@ -232,6 +232,28 @@ def test_a_fresh_run_replaces_the_saved_models_of_the_earlier_run(tiny, tmp_path
     assert joblib.load(run_dir / "models" / "cnn.joblib").classes_ is not None
 
 
+def test_a_resumed_run_replaces_the_saved_models_of_the_earlier_run(tiny, tmp_path,
+                                                                      monkeypatch):
+    assert _run(tiny, tmp_path, "--save-models") == 0
+    run_dir = tmp_path / "t"
+    (run_dir / "models" / "cnn.joblib").write_bytes(b"an older run's model")
+    real = search_module.search_one
+
+    def crash_on_second(config, model, X, y):
+        if model == "resnet18":
+            raise KeyboardInterrupt
+        return real(config, model, X, y)
+
+    monkeypatch.setattr(search_module, "search_one", crash_on_second)
+    assert _run(tiny, tmp_path, "--save-models") == 130  # a fresh run, cut short
+    monkeypatch.setattr(search_module, "search_one", real)
+    assert _run(tiny, tmp_path, "--save-models", "--resume") == 0
+    assert joblib.load(run_dir / "models" / "cnn.joblib").classes_ is not None
+    # a run without --save-models leaves no earlier run's models behind
+    assert _run(tiny, tmp_path) == 0
+    assert not (run_dir / "models").exists()
+
+
 def test_the_store_refuses_every_unit_once_ctrl_c_came(tmp_path):
     handler = signal.getsignal(signal.SIGINT)
     store = UnitStore(tmp_path)
