@@ -52,7 +52,11 @@ def bf16_supported(device):
     """Whether bfloat16 autocast runs at hardware speed on ``device``."""
     dev = torch.device(device or "cpu")
     if dev.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        # Not where it is only emulated (GPUs before Ampere): that runs slower than fp32.
+        with torch.cuda.device(dev.index if dev.index is not None else torch.cuda.current_device()):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
     if dev.type == "cpu":
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -50,6 +50,7 @@ from ._training import (
     small_epochs,
 )
 from .architectures import create, get_spec
+from .architectures._registry import check_options
 
 LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same length."
 UNSEEN_AT_SCORE = (
@@ -172,7 +173,8 @@ class FERClassifier(NeuralNetClassifier):
     batch_size_ : int
         The batch size the fit used: ``batch_size``, halved after each
         out-of-memory error on the device (the fit then starts over, with a
-        ``ResourceWarning``).
+        ``ResourceWarning``; an ``iterator_train__batch_size`` is halved too).
+        ``set_params(batch_size=...)`` sets it for the next fit call.
     oom_retries_ : list of [int, int]
         ``[old, new]`` batch sizes of each such retry (empty when none).
     schedule_epochs_ : int
@@ -289,6 +291,9 @@ class FERClassifier(NeuralNetClassifier):
             return super().set_params(**kwargs)
         if "device" in kwargs:
             super().set_params(device=kwargs.pop("device"))
+        if "batch_size" in kwargs and hasattr(self, "batch_size_"):
+            # The next fit call, partial_fit included, trains in the new batches.
+            self.batch_size_, self.oom_retries_ = kwargs["batch_size"], []
         rebuild = sorted(_CALLBACK_PARAMS.intersection(kwargs))
         before = {k: getattr(self, k) for k in rebuild}
         with self._resolved_device():
@@ -342,6 +347,9 @@ class FERClassifier(NeuralNetClassifier):
 
     def _check_params(self):
         self._check_family()
+        if self.module is None:
+            check_options(self.architecture, self.get_params_for("module"))
+        resolve_precision(self.precision, resolve_device(self.device))
         if self.lr_schedule not in (None, "cosine", "onecycle"):
             raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
         self._check_progressive_resize()
@@ -486,11 +494,14 @@ class FERClassifier(NeuralNetClassifier):
     def _batch_size(self, n, training):
         """The batch size batches of ``n`` samples are drawn with:
         ``iterator_train__``/``iterator_valid__batch_size`` over ``batch_size_``
-        (-1: all ``n``)."""
+        (-1: all ``n``), at most ``batch_size_`` after an out-of-memory retry."""
         prefix = "iterator_train" if training else "iterator_valid"
         size = self.get_params_for(prefix).get(
             "batch_size", getattr(self, "batch_size_", self.batch_size))
-        return n if size == -1 else size
+        size = n if size == -1 else size
+        if getattr(self, "oom_retries_", None):  # the device ran out of memory at more
+            size = min(size, self.batch_size_)
+        return size
 
     def get_iterator(self, dataset, training=False):
         prefix = "iterator_train" if training else "iterator_valid"
@@ -615,10 +626,12 @@ class FERClassifier(NeuralNetClassifier):
             weight = self.class_weight
         else:
             raise ValueError(BAD_CLASS_WEIGHT.format(value=self.class_weight))
-        present = np.unique(y_enc)
         w = np.ones(len(classes))
-        w[present] = compute_class_weight(weight, classes=present, y=y_enc) if (
-            weight == "balanced") else [weight.get(c, 1.0) for c in present]
+        if weight == "balanced":  # from the classes this fit's labels hold
+            present = np.unique(y_enc)
+            w[present] = compute_class_weight(weight, classes=present, y=y_enc)
+        else:  # every class, also one absent from a first partial_fit batch
+            w[:] = [weight.get(c, 1.0) for c in classes]
         self.class_weight_ = w.astype(np.float32)
 
     def fit(self, X, y, **fit_params):
@@ -653,9 +666,7 @@ class FERClassifier(NeuralNetClassifier):
             if not warm:
                 self._set_class_weight(y)
         except Exception:
-            for k in _DATA_STATE:
-                self.__dict__.pop(k, None)
-            self.__dict__.update(kept)
+            self._restore_data_state(kept)
             raise
         if not warm:
             self.batch_size_ = self.batch_size
@@ -665,11 +676,15 @@ class FERClassifier(NeuralNetClassifier):
                 with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
                     device = self.device
                     if not warm:
-                        self.initialize()
+                        try:
+                            self.initialize()
+                        except Exception:
+                            self._restore_data_state(kept)
+                            raise
                     return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
             except torch.cuda.OutOfMemoryError:
-                old = self.batch_size_
-                if warm or old == -1 or old <= 1:
+                old = self._batch_size(len(X), training=True)
+                if warm or old <= 1:
                     raise
             # Start over at half the batch (the same seed, so the retry is reproducible),
             # outside the except block so that the failed step's tensors can be freed.
@@ -678,6 +693,11 @@ class FERClassifier(NeuralNetClassifier):
             warnings.warn(OOM_RETRY.format(device=device, old=old, new=self.batch_size_),
                           ResourceWarning, stacklevel=2)
             free_device_memory()
+
+    def _restore_data_state(self, kept):
+        for k in _DATA_STATE:
+            self.__dict__.pop(k, None)
+        self.__dict__.update(kept)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training (initialising first if needed) on ``X``, ``y``.

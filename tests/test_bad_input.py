@@ -269,6 +269,12 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(monkeypatch):
     assert clf.oom_retries_ == [[64, 32], [32, 16]]
     assert clf.batch_size_ == 16 and clf.batch_size == 64  # the parameter is untouched
     assert len(clf.history) == 1
+    # with an iterator batch size, the retry halves the batches the fit really draws
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                        iterator_train__batch_size=32)
+    with pytest.warns(ResourceWarning, match="at batch size 32.*batch size 16"):
+        clf.fit(faces.data, faces.target)
+    assert clf.oom_retries_ == [[32, 16]] and len(clf.history) == 1
     monkeypatch.setattr(CNNClassifier, "train_step_single", real)
     direct = CNNClassifier(max_epochs=1, batch_size=16, module__width=4, module__depth=2,
                            random_state=0).fit(faces.data, faces.target)

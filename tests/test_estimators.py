@@ -597,6 +597,14 @@ def test_a_rejected_refit_keeps_the_earlier_fit(faces):
         clf.set_params(time_budget=None, class_weight="balance").fit(X, renamed)
     with pytest.raises(ValueError):
         clf.set_params(class_weight=None).fit(X[:, :40, :40], renamed[:1])
+    # parameters that only building the network used to reject
+    for bad in ({"precision": "fp16"}, {"module__widht": 8}, {"architecture": "cnnn"}):
+        good = {k: clf.get_params()[k] for k in bad if k in clf.get_params()}
+        with pytest.raises(ValueError):
+            clf.set_params(**bad).fit(X, renamed)
+        clf.set_params(**good)
+        if "module__widht" in bad:
+            del clf.__dict__["module__widht"]
     assert clf.classes_.tolist() == ["angry", "happy", "sad"]
     assert clf.input_shape_ == (1, 48, 48)
     np.testing.assert_array_equal(clf.predict(X), expected)
@@ -610,6 +618,36 @@ def test_partial_fit_takes_the_classes_of_later_batches(faces):
     assert clf.classes_.tolist() == ["angry", "happy", "sad"] and clf.classes is None
     clf.partial_fit(X, y)  # the later batch brings 'sad'
     assert clf.predict_proba(X).shape == (48, 3)
+
+
+def test_class_weight_dict_covers_a_class_the_first_batch_lacks(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0,
+                        class_weight={"sad": 3.0})
+    first = y != "sad"
+    clf.partial_fit(X[first], y[first], classes=["angry", "happy", "sad"])
+    assert clf.class_weight_.tolist() == [1.0, 1.0, 3.0]
+    assert clf.criterion_.weight.tolist() == [1.0, 1.0, 3.0]
+
+
+def test_a_new_batch_size_applies_to_partial_fit_and_warm_start_fits(faces):
+    X, y = faces
+    sizes = []
+
+    class BatchLog(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                sizes.append(len(batch[0]))
+
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0,
+                        batch_size=8, callbacks=[("log", BatchLog())]).fit(X, y)
+    assert sizes == [8] * 6
+    sizes.clear()
+    clf.set_params(batch_size=16).partial_fit(X, y)
+    assert sizes == [16] * 3
+    sizes.clear()
+    clf.set_params(batch_size=48, warm_start=True).fit(X, y)
+    assert sizes == [48]
 
 
 def test_epochs_argument_is_refused_with_the_parameter_to_use(faces):
@@ -659,3 +697,23 @@ def test_channels_last_is_skipped_where_onednn_would_corrupt_memory(width, expec
         est.fit(X, y)
     assert est.channels_last_ is expected
     assert est.get_params()["channels_last"] is True
+
+
+def test_auto_precision_skips_gpus_that_only_emulate_bf16(monkeypatch):
+    import contextlib
+
+    from fer_sklearn._torch_utils import bf16_supported, resolve_precision
+
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation  # a GPU before Ampere: emulation only
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert not bf16_supported("cuda") and not bf16_supported("cuda:1")
+    assert resolve_precision("auto", "cuda") is None
+    assert asked and not any(asked)

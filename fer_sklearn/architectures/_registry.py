@@ -120,6 +120,29 @@ def list_architectures(family=None):
     return sorted(n for n, s in _REGISTRY.items() if family in (None, s.family))
 
 
+def check_options(name, options):
+    """The :class:`ArchitectureSpec` of ``name``, once every key of ``options``
+    is one of its options.
+
+    Raises
+    ------
+    ValueError
+        Unknown name or option, naming the valid ones.
+    """
+    spec = get_spec(name)
+    valid = spec.options()
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            UNKNOWN_OPTION.format(
+                name=name,
+                unknown=", ".join(repr(u) for u in unknown),
+                valid=", ".join(valid) or "(none)",
+            )
+        )
+    return spec
+
+
 def create(name, *, num_classes=7, in_chans=1, **options):
     """Build the architecture registered under ``name``.
 
@@ -147,17 +170,7 @@ def create(name, *, num_classes=7, in_chans=1, **options):
     --------
     >>> net = create("cnn", num_classes=7, width=8)
     """
-    spec = get_spec(name)
-    valid = spec.options()
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(
-            UNKNOWN_OPTION.format(
-                name=name,
-                unknown=", ".join(repr(u) for u in unknown),
-                valid=", ".join(valid) or "(none)",
-            )
-        )
+    spec = check_options(name, options)
     return spec.factory(
         num_classes=num_classes, in_chans=spec.in_chans or in_chans, **options
     )
