@@ -486,3 +486,52 @@ def test_fer2013_zip_kind_is_told_by_its_members(tmp_path):
         zf.write(text, "b.csv")
     with pytest.raises(ValueError, match=r"holds 2 CSV file\(s\) \['a.csv', 'b.csv'\], not one"):
         load_fer2013_csv(two)
+
+
+def _encrypted(path):
+    """Mark every member of the zip at ``path`` as encrypted (flag bit 0), as a
+    password-protected zip has them."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + offset] |= 1
+            start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_password_protected_zip_is_reported_not_a_traceback(tmp_path):
+    src = tmp_path / "tree"
+    _folder_tree(src, split_layout=False)
+    images = tmp_path / "images.zip"
+    with zipfile.ZipFile(images, "w") as zf:
+        for f in sorted(src.rglob("*.png")):
+            zf.write(f, f.relative_to(src).as_posix())
+    _encrypted(images)
+    with pytest.raises(ValueError, match="encrypted"):
+        load_image_folder(images, cache=False)
+    table = _write_csv(tmp_path / "fer2013.zip", _faces(3), [0, 1, 3], ["Training"] * 3)
+    _encrypted(table)
+    with pytest.raises(ValueError, match="Cannot read .*encrypted"):
+        load_fer2013_csv(table, cache=False)
+
+
+def test_a_labels_or_attribute_csv_that_is_no_csv_is_named(tmp_path):
+    _folder_tree(tmp_path / "d", split_layout=False)
+    png = next((tmp_path / "d").rglob("*.png"))
+    with pytest.raises(ValueError, match=f"Cannot read {png} as CSV"):
+        load_labels_csv(png)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="Cannot read .*empty.csv as CSV"):
+        load_labels_csv(empty)
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for k in range(500):
+            zf.writestr(f"happy/{k}.png", b"x")
+    with pytest.raises(ValueError, match="is a zip archive, not a labels CSV") as info:
+        load_labels_csv(archive)
+    assert len(str(info.value)) < 500
+    bunch = load_image_folder(tmp_path / "d")
+    with pytest.raises(ValueError, match=f"Cannot read {png} as CSV"):
+        attach_attributes(bunch, png)

@@ -16,6 +16,7 @@ import zlib
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -94,7 +95,8 @@ def _read(read):
     vanished file) is reported like an undecodable one."""
     try:
         return read()
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+            NotImplementedError) as exc:  # also an encrypted or oddly compressed member
         raise ValueError(f"cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -134,3 +136,18 @@ def decode_all(items, size, on_error, progress_desc=None):
                 raise ValueError(CORRUPT_IMAGE.format(source=source, reason=exc)) from exc
             skipped.append([source, str(exc)])
     return data[ok], ok, skipped, dict(counts)
+
+
+UNREADABLE_TABLE = "Cannot read {path} as CSV: {reason}"
+
+
+def read_csv_or_explain(path, **kwargs):
+    """``pandas.read_csv(path)``; a file that is not a readable CSV (binary, empty,
+    malformed) raises ValueError naming it, with pandas' reason cut short."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if len(reason) > 300:
+            reason = reason[:300] + " ..."
+        raise ValueError(UNREADABLE_TABLE.format(path=path, reason=reason)) from exc

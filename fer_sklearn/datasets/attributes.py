@@ -5,6 +5,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 from sklearn.utils import Bunch
 
+from ._decode import read_csv_or_explain
 from .image_folder import MISSING_PATH
 
 NO_KEY_COLUMN = "{csv} has no column {on} to join on; its columns: {found}."
@@ -72,7 +73,7 @@ def attach_attributes(bunch, csv, on="auto"):
     else:
         if not Path(csv).is_file():
             raise FileNotFoundError(MISSING_PATH.format(path=csv, cwd=Path.cwd()))
-        table = pd.read_csv(csv, dtype=str, keep_default_na=True)
+        table = read_csv_or_explain(csv, dtype=str, keep_default_na=True)
     table.columns = [str(c).strip() for c in table.columns]
     if on == "auto":
         on = next((c for c in ("path", "row") if c in table.columns), None)

@@ -68,7 +68,7 @@ def _parse(path):
     try:
         df = _read_table(path)
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError,
-            zipfile.BadZipFile) as exc:
+            zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
         raise ValueError(UNREADABLE_CSV.format(path=path, reason=exc)) from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("emotion", "pixels") if c not in df.columns]

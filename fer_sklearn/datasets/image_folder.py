@@ -61,7 +61,8 @@ def _list_entries(path):
         empty = _empty_folders([i.filename.replace("\\", "/").rstrip("/")
                                 for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
     if bad is not None:
         zf.close()

@@ -1,6 +1,7 @@
 """``image_path,label`` CSVs, as the original study recorded its data."""
 
 import os
+import zipfile
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import check_on_error, decode_all
+from ._decode import check_on_error, decode_all, read_csv_or_explain
 from ._labels import canonical_split, map_labels
 from .image_folder import MISSING_PATH
 
@@ -28,6 +29,11 @@ CSV_IS_A_FOLDER = (
     "{path} is a folder, not a labels CSV. For a folder of images "
     "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>) use load_image_folder "
     "(in the benchmark: --dataset folder:{path})."
+)
+CSV_IS_A_ZIP = (
+    "{path} is a zip archive, not a labels CSV. For a zip of images use load_image_folder "
+    "(in the benchmark: --dataset folder:{path}); for a zipped FER2013 CSV, load_fer2013 "
+    "(--dataset fer2013:{path})."
 )
 
 
@@ -53,7 +59,9 @@ def _resolve(paths, base, root):
 
 def _table(path, root):
     """The CSV's rows, their canonical labels, and the image file of each row."""
-    df = pd.read_csv(path, dtype=str)
+    if zipfile.is_zipfile(path):
+        raise ValueError(CSV_IS_A_ZIP.format(path=path))
+    df = read_csv_or_explain(path, dtype=str)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("image_path", "label") if c not in df.columns]
     if missing:
