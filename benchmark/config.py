@@ -392,24 +392,25 @@ def _validate(values):
                                                      valid=", ".join(valid_models)))
     problems += _validate_synthetic(values.get("synthetic"))
     problems += _validate_recipes(values.get("recipes"), valid_models)
-    checks = (
-        ("seed", int, "an integer"), ("n_jobs", int, "an integer"),
-        ("cv", int, "an integer >= 2"), ("n_boot", int, "a positive integer"),
-        ("explain_per_class", int, "a positive integer"),
+    checks = (  # key, expected, whether an integer value is acceptable
+        ("seed", "an integer from 0 to 2**32 - 1", lambda v: 0 <= v < 2**32),
+        ("n_jobs", "an integer other than 0 (-1: all cores)", lambda v: v != 0),
+        ("cv", "an integer >= 2", lambda v: v >= 2),
+        ("n_boot", "a positive integer", lambda v: v >= 1),
+        ("explain_per_class", "a positive integer", lambda v: v >= 1),
     )
-    for key, typ, expected in checks:
+    for key, expected, fits in checks:
         value = values.get(key)
-        if isinstance(value, bool) or not isinstance(value, typ):
+        if isinstance(value, bool) or not isinstance(value, int) or not fits(value):
             problems.append(BAD_VALUE.format(key=key, expected=expected, value=value))
-    if isinstance(values.get("cv"), int) and values["cv"] < 2:
-        problems.append(BAD_VALUE.format(key="cv", expected="an integer >= 2", value=values["cv"]))
-    if isinstance(values.get("n_boot"), int) and values["n_boot"] < 1:
-        problems.append(BAD_VALUE.format(key="n_boot", expected="a positive integer",
-                                         value=values["n_boot"]))
     methods = values.get("explain_methods")
     if not _is_list_of_str(methods):
         problems.append(BAD_VALUE.format(key="explain_methods", expected="a list of method "
                                          f"names ({', '.join(_EXPLAIN_METHODS)})",
+                                         value=methods))
+    elif not set(methods) - {"random"}:
+        problems.append(BAD_VALUE.format(key="explain_methods", expected="at least one method "
+                                         f"besides the random baseline ({', '.join(_EXPLAIN_METHODS)})",
                                          value=methods))
     else:
         for method in methods:
@@ -481,6 +482,10 @@ def _validate_recipes(recipes, valid_models):
                 problems.append(BAD_VALUE.format(
                     key=f"recipes.{model}.{part}",
                     expected=f"a table, e.g. [recipes.{model}.{part}]", value=recipe[part]))
+        cap = recipe.get("max_train")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 10):
+            problems.append(BAD_VALUE.format(key=f"recipes.{model}.max_train",
+                                             expected="None or an integer >= 10", value=cap))
         holdout = recipe.get("holdout")
         if holdout is not None and (isinstance(holdout, bool) or not isinstance(
                 holdout, (int, float)) or not 0 < holdout < 0.5):

@@ -27,6 +27,11 @@ def _distributed():
     return distributed
 
 
+NO_SCHEDULER = ("cannot reach the Dask scheduler {scheduler}: {reason} Is it running, and is "
+                "the address (tcp://HOST:PORT) right?")
+_CONNECT_TIMEOUT_S = 30
+
+
 @contextlib.contextmanager
 def dask_client(scheduler=None, n_workers=None):
     """A ``distributed.Client``: connected to ``scheduler`` when given, else to a
@@ -34,7 +39,11 @@ def dask_client(scheduler=None, n_workers=None):
     distributed = _distributed()
     if scheduler:
         log(f"dask: connecting to {scheduler}")
-        with distributed.Client(scheduler) as client:
+        try:
+            client = distributed.Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(NO_SCHEDULER.format(scheduler=scheduler, reason=exc)) from exc
+        with client:
             yield client
         return
     n_workers = n_workers or os.cpu_count() or 1

@@ -322,3 +322,16 @@ def test_a_folder_dataset_has_no_sensitive_attributes_unless_given(tmp_path):
     assert results["stages"]["data"]["attributes"] == {}
     assert "fairness" not in results["stages"]
     assert results["stages"]["data"]["n_test"] == 14
+
+
+@pytest.mark.parametrize("line, key", [
+    ("explain_per_class = 0", "explain_per_class"), ("explain_per_class = -2", "explain_per_class"),
+    ("seed = -1", "seed"), ("n_jobs = 0", "n_jobs"), ('explain_methods = ["random"]', "explain_methods"),
+    ("explain_methods = []", "explain_methods"), ('[recipes.cnn]\nmax_train = "100"', "max_train"),
+    ("[recipes.cnn]\nmax_train = 3", "recipes.cnn.max_train"),
+])
+def test_values_that_would_fail_late_are_config_errors(tmp_path, line, key):
+    path = tmp_path / "c.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match=key):
+        resolve_config(path)

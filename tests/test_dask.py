@@ -79,3 +79,14 @@ def test_backend_and_scheduler_are_validated(tmp_path):
     with pytest.raises(ValueError, match="only applies with backend 'dask'"):
         _config(tmp_path, scheduler="tcp://127.0.0.1:8786")
     assert np.isfinite(_config(tmp_path, backend="dask").n_jobs)
+
+
+def test_an_unreachable_scheduler_is_named(tmp_path, monkeypatch):
+    from benchmark import parallel
+
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(parallel, "_CONNECT_TIMEOUT_S", 1)
+    config = _config(tmp_path, backend="dask", scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="cannot reach the Dask scheduler tcp://127.0.0.1:1"):
+        with cluster_for(config):
+            pass
