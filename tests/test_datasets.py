@@ -306,6 +306,14 @@ def test_labels_csv_reroots_foreign_absolute_paths(tmp_path):
                                       "sadness": "sad"}).tolist()
     assert bunch.target.tolist() == expected
     assert bunch.frame["source"].tolist() == foreign
+    # paths written on Windows re-root the same way
+    windows = ["C:\\Users\\me\\fer2013\\" + f.relative_to(
+        tmp_path / "here" / "fer2013").as_posix().replace("/", "\\") for f in files]
+    pd.DataFrame({"image_path": windows, "label": labels}).to_csv(csv, index=False)
+    with pytest.raises(FileNotFoundError, match=r"12 of 12 image path\(s\).*root="):
+        load_labels_csv(csv, cache=False)
+    bunch = load_labels_csv(csv, root=tmp_path / "here" / "fer2013", cache=False)
+    assert bunch.target.tolist() == expected
 
 
 def test_labels_csv_relative_paths_split_column_and_missing_files(tmp_path):

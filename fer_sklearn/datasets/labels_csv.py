@@ -2,7 +2,7 @@
 
 import os
 import zipfile
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -37,18 +37,27 @@ CSV_IS_A_ZIP = (
 )
 
 
+def _is_absolute(path):
+    """Absolute here or on Windows (``C:/...``, ``//server/share/...``), where a
+    CSV may have been written."""
+    return PurePath(path).is_absolute() or PureWindowsPath(path).is_absolute()
+
+
 def _resolve(paths, base, root):
     """Absolute paths: replace their common folder by ``root``; relative: from base.
     Surrounding spaces are dropped and backslashes read as folder separators."""
     paths = [str(p).strip().replace("\\", "/") for p in paths]
-    absolute = [p for p in paths if PurePath(p).is_absolute()]
+    absolute = [p for p in paths if _is_absolute(p)]
     prefix = None
     if absolute:
-        prefix = os.path.commonpath([os.path.dirname(p) for p in absolute])
+        try:
+            prefix = os.path.commonpath([os.path.dirname(p) for p in absolute])
+        except ValueError:  # POSIX and Windows paths mixed: nothing to re-root by
+            prefix = None
     out = []
     for p in paths:
-        if PurePath(p).is_absolute():
-            if root is not None and not Path(p).exists():
+        if _is_absolute(p):
+            if root is not None and prefix is not None and not Path(p).exists():
                 out.append(Path(root) / os.path.relpath(p, prefix))
             else:
                 out.append(Path(p))
