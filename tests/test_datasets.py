@@ -128,6 +128,17 @@ def test_fer2013_csv_bad_pixel_row_names_the_line(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"1 row\(s\) do not hold 2304 pixel values.*line\(s\) 3 "):
         load_fer2013_csv(path)
+    # the rows at fault are the odd ones even where they are the majority
+    lines[3] = '2,"1 2 3",Training'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"2 row\(s\) do not hold 2304 .*line\(s\) 3, 4 with \[3, 3\]"):
+        load_fer2013_csv(path, cache=False)
+    path.write_text('emotion,pixels,Usage\n0,,Training\n1,"",Training\n')
+    with pytest.raises(ValueError, match=r"2 row\(s\) do not hold 2304 .*line\(s\) 2, 3 with \[0, 0\]"):
+        load_fer2013_csv(path, cache=False)
+    path.write_text("emotion,pixels,Usage\n")
+    with pytest.raises(ValueError, match="has a header but no data rows"):
+        load_fer2013_csv(path, cache=False)
 
 
 def test_fer2013_csv_bad_values_and_columns(tmp_path):

@@ -31,6 +31,7 @@ BAD_EMOTION = (
     "{path}: 'emotion' must be an id 0-6 ({names}); line(s) {lines} hold {values}."
 )
 UNREADABLE_CSV = "Cannot read {path} as CSV: {reason}."
+NO_ROWS = "{path} has a header but no data rows."
 ZIP_CSV_COUNT = "the zip holds {n} CSV file(s) {names}, not one"
 
 
@@ -75,16 +76,20 @@ def _parse(path):
     if missing:
         raise ValueError(MISSING_COLUMNS.format(path=path, missing=missing,
                                                 found=list(df.columns)))
+    if not len(df):
+        raise ValueError(NO_ROWS.format(path=path))
     pixels = df["pixels"].fillna("").str.strip()
     lengths = pixels.str.split().str.len().to_numpy()
-    expected = int(np.bincount(lengths).argmax()) if len(lengths) else 0
+    # The image size: the most common square row length (48x48 on a tie; 48x48
+    # when no row holds a square number of values).
+    counts = np.bincount(lengths)
+    squares = [n for n in np.flatnonzero(counts) if n > 0 and math.isqrt(n) ** 2 == n]
+    expected = int(max(squares, key=lambda n: (counts[n], n == 2304), default=2304))
     side = math.isqrt(expected)
     bad = np.flatnonzero(lengths != expected)
-    if side * side != expected or len(bad):
-        bad = bad if len(bad) else np.arange(len(df))
+    if len(bad):
         raise ValueError(BAD_PIXEL_ROWS.format(
-            path=path, count=len(bad), expected=side * side if side * side == expected
-            else 2304, side=side if side * side == expected else 48,
+            path=path, count=len(bad), expected=expected, side=side,
             lines=_lines(bad), lengths=lengths[bad[:5]].tolist()))
     with warnings.catch_warnings():
         # fromstring parses in C (6x faster than str.split); a malformed token
