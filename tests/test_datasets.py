@@ -1,4 +1,5 @@
 import bz2
+import os
 import gzip
 import lzma
 import zipfile
@@ -554,3 +555,18 @@ def test_a_labels_or_attribute_csv_that_is_no_csv_is_named(tmp_path):
     bunch = load_image_folder(tmp_path / "d")
     with pytest.raises(ValueError, match=f"Cannot read {png} as CSV"):
         attach_attributes(bunch, png)
+
+
+def test_a_class_folder_that_is_a_link_is_loaded_and_cached_by_its_files(tmp_path):
+    _folder_tree(tmp_path / "elsewhere", split_layout=False)
+    root = tmp_path / "d"
+    (root / "anger").mkdir(parents=True)
+    for f in (tmp_path / "elsewhere" / "anger").iterdir():
+        f.rename(root / "anger" / f.name)
+    os.symlink(tmp_path / "elsewhere" / "happiness", root / "happiness")
+    os.symlink(root, root / "anger" / "loop")  # a link back up the tree is not followed
+    bunch = load_image_folder(root)
+    assert sorted(bunch.target.tolist()) == ["angry", "angry", "happy", "happy"]
+    assert not bunch.report.get("empty_folders")
+    _save(_faces(1)[0], tmp_path / "elsewhere" / "happiness" / "happy9.png")
+    assert load_image_folder(root).target.tolist().count("happy") == 3  # not the cached 2

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._walk import walk
+
 # Bump when the decoded result of any loader changes for the same input.
 _FORMAT_VERSION = 2
 
@@ -55,12 +57,8 @@ def _fingerprint(path):
     if path.is_file():
         st = path.stat()
         return [str(path), st.st_size, st.st_mtime_ns]
-    entries = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            entries.append(_stat(full, os.path.relpath(full, path)))
+    files, _ = walk(path)
+    entries = [_stat(str(f), os.path.relpath(f, path)) for f in files]
     return [str(path), len(entries), _digest(entries)]
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from ._bunch import make_bunch
 from ._cache import load_or_build
 from ._decode import IMAGE_EXTENSIONS, check_on_error, decode_all
+from ._walk import walk
 from ._labels import canonical_label, canonical_split, map_labels
 
 MISSING_PATH = "No such file or folder: {path}. Check the path (relative paths are from {cwd})."
@@ -45,9 +46,7 @@ def _list_entries(path):
     """``(relative posix path, reader)`` for every file, the open zip (or None),
     and the folders that hold no file."""
     if path.is_dir():
-        files, folders = [], []
-        for p in sorted(path.rglob("*")):
-            (files if p.is_file() else folders).append(p)
+        files, folders = walk(path)
         rels = [p.relative_to(path).as_posix() for p in files]
         empty = _empty_folders([p.relative_to(path).as_posix() for p in folders], rels)
         return [(r, p.read_bytes) for r, p in zip(rels, files)], None, empty
