@@ -1,7 +1,7 @@
 import bz2
-import os
 import gzip
 import lzma
+import os
 import zipfile
 
 import numpy as np

@@ -9,8 +9,8 @@ import pandas as pd
 from ._bunch import make_bunch
 from ._cache import load_or_build
 from ._decode import IMAGE_EXTENSIONS, check_on_error, decode_all
-from ._walk import walk
 from ._labels import canonical_label, canonical_split, map_labels
+from ._walk import walk
 
 MISSING_PATH = "No such file or folder: {path}. Check the path (relative paths are from {cwd})."
 NOT_A_ZIP = "{path} is not a folder or a readable .zip file: {reason}. Is the file complete?"
