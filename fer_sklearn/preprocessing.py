@@ -36,7 +36,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(FEATURE_MISMATCH.format(
                 got=n_features, name=type(self).__name__, expected=self.n_features_in_,
                 shape=self.input_shape_))
-        return self._transform(images)
+        return self._transform(images, n_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -61,7 +61,7 @@ class PixelScaler(_ImageTransformer):
     def __init__(self, scale=1 / 255):
         self.scale = scale
 
-    def _transform(self, images):
+    def _transform(self, images, n_features):
         return images.astype(np.float32) * np.float32(self.scale)
 
 
@@ -87,7 +87,7 @@ class PixelStandardizer(_ImageTransformer):
         self.mean_ = np.asarray(x.mean(axis=axis), dtype=np.float32)
         self.scale_ = np.asarray(x.std(axis=axis) + self.eps, dtype=np.float32)
 
-    def _transform(self, images):
+    def _transform(self, images, n_features):
         return (images.astype(np.float32) - self.mean_) / self.scale_
 
 
@@ -102,7 +102,7 @@ class Resize(_ImageTransformer):
     def __init__(self, size=48):
         self.size = size
 
-    def _transform(self, images):
+    def _transform(self, images, n_features):
         x = torch.as_tensor(images.astype(np.float32))
         out = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
                             align_corners=False, antialias=True).numpy()
@@ -122,7 +122,7 @@ class ToChannels(_ImageTransformer):
     def __init__(self, n_channels=3):
         self.n_channels = n_channels
 
-    def _transform(self, images):
+    def _transform(self, images, n_features):
         gray = images.mean(axis=1, keepdims=True) if images.shape[1] != 1 else images
         if images.dtype == np.uint8:
             gray = np.round(gray).astype(np.uint8)
@@ -132,8 +132,9 @@ class ToChannels(_ImageTransformer):
 class Flatten(_ImageTransformer):
     """Images to flat rows ``(n, C*H*W)``, for tabular sklearn models."""
 
-    def _transform(self, images):
-        return images.reshape(len(images), -1)
+    def _transform(self, images, n_features):
+        # flat rows of a non-square length stay as they were (no padding)
+        return images.reshape(len(images), -1)[:, :n_features]
 
 
 class Unflatten(_ImageTransformer):
@@ -148,13 +149,14 @@ class Unflatten(_ImageTransformer):
     def __init__(self, shape=None):
         self.shape = shape
 
-    def _transform(self, images):
+    def _transform(self, images, n_features):
         if self.shape is None:
             return images
         shape = tuple(self.shape)
-        if int(np.prod(shape)) != int(np.prod(images.shape[1:])):
+        if int(np.prod(shape)) != n_features:
             raise ValueError(
                 f"shape={shape} holds {int(np.prod(shape))} values per image, but X "
-                f"rows hold {int(np.prod(images.shape[1:]))}."
+                f"rows hold {n_features}."
             )
-        return images.reshape(len(images), *shape)
+        # the rows' own values: as_image_array pads a non-square length
+        return images.reshape(len(images), -1)[:, :n_features].reshape(len(images), *shape)

@@ -49,6 +49,12 @@ def test_resize_to_channels_flatten_unflatten(faces):
     np.testing.assert_array_equal(back[:, 0], X)
     with pytest.raises(ValueError, match="shape=.*holds 100 values"):
         Unflatten((1, 10, 10)).fit_transform(flat)
+    # colour images, whose rows are no square, and rows of any length round-trip
+    colour = np.random.RandomState(0).randint(0, 256, (4, 3, 48, 48)).astype(np.uint8)
+    rows = Flatten().fit_transform(colour)
+    assert rows.shape == (4, 6912)
+    np.testing.assert_array_equal(Unflatten((3, 48, 48)).fit_transform(rows), colour)
+    assert Flatten().fit_transform(rows[:, :2300]).shape == (4, 2300)
 
 
 def test_transform_rejects_another_image_size(faces):
