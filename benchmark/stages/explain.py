@@ -101,7 +101,8 @@ def _draw_grid(path, X, y, maps_by, model):
                 axes[r, k + 1].set_title(method.replace("integrated_gradients", "int. grad."),
                                          fontsize=7)
     axes[0, 0].set_title("face", fontsize=7)
-    fig.suptitle(f"{model}: attributions for the predicted class (red supports it)", fontsize=8)
+    fig.suptitle(f"{model}: attributions for the predicted class (red supports it, blue "
+                 "speaks against it; saliency: sensitivity, never negative)", fontsize=8)
     return _save(fig, path)
 
 

@@ -135,7 +135,9 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
     Returns
     -------
     ndarray of shape (n, H, W), float32
-        Summed over channels. Positive values support the class.
+        Summed over channels. Positive values support the class, negative ones
+        speak against it; ``saliency`` (the gradient's magnitude: where a small
+        change moves the score most) and ``random`` are never negative.
 
     Raises
     ------
