@@ -19,6 +19,12 @@ FEATURE_MISMATCH = (
 )
 
 
+CHANNELS_LAST = (
+    "X of shape {shape} looks channels-last (n, H, W, C), as Keras or PIL stack images; "
+    "images are (n, C, H, W) here: pass X.transpose(0, 3, 1, 2)."
+)
+
+
 def as_image_array(X, *, estimator=None, return_n_features=False):
     """Validate ``X`` and return it as an ``(n, C, H, W)`` numpy array.
 
@@ -68,6 +74,8 @@ def as_image_array(X, *, estimator=None, return_n_features=False):
         X = X[:, None]
     elif X.ndim != 4:
         raise ValueError(NOT_IMAGES.format(shape=X.shape))
+    elif X.shape[-1] in (1, 3, 4) and X.shape[1] not in (1, 3, 4):
+        raise ValueError(CHANNELS_LAST.format(shape=X.shape))
     if X.dtype == np.bool_:
         X = X.astype(np.uint8) * 255
     elif X.dtype != np.uint8:

@@ -77,6 +77,7 @@ UNKNOWN_CLASS_WEIGHT_LABEL = "class_weight names label(s) {labels} that are not 
 BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of label -> "
                     "weight (e.g. {{'disgust': 3.0}}).")
 
+UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
 _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 
 
@@ -320,7 +321,7 @@ class FERClassifier(NeuralNetClassifier):
         if str(requested) == "auto":
             self.__dict__["device"] = "auto"
         if getattr(self, "amp_dtype_", None) is not None and not bf16_supported(
-            resolve_device(self.device) if str(self.device) != "auto" else "cpu"
+            resolve_device(self.device)
         ):
             # Trained with bf16 autocast on hardware this machine lacks: run fp32.
             self.amp_dtype_ = None
@@ -349,6 +350,11 @@ class FERClassifier(NeuralNetClassifier):
         self._check_family()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
+        unknown = sorted(set(self.get_params_for("augment")) - set(_AUGMENT_DEFAULTS))
+        if unknown:
+            raise ValueError(UNKNOWN_AUGMENT.format(
+                unknown=", ".join(f"augment__{k}" for k in unknown),
+                valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
         resolve_precision(self.precision, resolve_device(self.device))
         if self.lr_schedule not in (None, "cosine", "onecycle"):
             raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))

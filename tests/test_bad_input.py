@@ -280,3 +280,10 @@ def test_out_of_memory_retries_with_half_the_batch_and_says_so(monkeypatch):
                            random_state=0).fit(faces.data, faces.target)
     np.testing.assert_allclose(clf.predict_proba(faces.data[:8]),
                                direct.predict_proba(faces.data[:8]), rtol=1e-5)
+
+
+def test_channels_last_images_are_refused_with_the_transpose_to_use():
+    faces = make_synthetic_faces(20, random_state=0)
+    keras_like = faces.data[:, :, :, None]  # (n, 48, 48, 1)
+    with pytest.raises(ValueError, match=r"looks channels-last.*transpose\(0, 3, 1, 2\)"):
+        CNNClassifier(max_epochs=1).fit(keras_like, faces.target)

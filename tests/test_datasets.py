@@ -570,3 +570,10 @@ def test_a_class_folder_that_is_a_link_is_loaded_and_cached_by_its_files(tmp_pat
     assert not bunch.report.get("empty_folders")
     _save(_faces(1)[0], tmp_path / "elsewhere" / "happiness" / "happy9.png")
     assert load_image_folder(root).target.tolist().count("happy") == 3  # not the cached 2
+
+
+def test_training_and_testing_folders_are_the_train_and_test_splits(tmp_path):
+    for split in ("training", "testing"):
+        _folder_tree(tmp_path / "d" / split, split_layout=False)
+    bunch = load_image_folder(tmp_path / "d")
+    assert sorted(set(bunch.frame["split"])) == ["test", "train"]

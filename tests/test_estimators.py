@@ -598,13 +598,14 @@ def test_a_rejected_refit_keeps_the_earlier_fit(faces):
     with pytest.raises(ValueError):
         clf.set_params(class_weight=None).fit(X[:, :40, :40], renamed[:1])
     # parameters that only building the network used to reject
-    for bad in ({"precision": "fp16"}, {"module__widht": 8}, {"architecture": "cnnn"}):
+    for bad in ({"precision": "fp16"}, {"module__widht": 8}, {"architecture": "cnnn"},
+                {"augment__shfit": 0.2}):
         good = {k: clf.get_params()[k] for k in bad if k in clf.get_params()}
         with pytest.raises(ValueError):
             clf.set_params(**bad).fit(X, renamed)
         clf.set_params(**good)
-        if "module__widht" in bad:
-            del clf.__dict__["module__widht"]
+        for k in set(bad) - set(good):
+            del clf.__dict__[k]
     assert clf.classes_.tolist() == ["angry", "happy", "sad"]
     assert clf.input_shape_ == (1, 48, 48)
     np.testing.assert_array_equal(clf.predict(X), expected)

@@ -44,6 +44,7 @@ _SPLIT_SYNONYMS = {
     "val": "validation",
     "privatetest": "test",
     "test": "test",
+    "testing": "test",
 }
 
 UNKNOWN_LABELS = (
