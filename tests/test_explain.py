@@ -157,3 +157,21 @@ def test_on_a_good_model_every_method_beats_random_and_the_best_localises(easy_m
     for method, (auc, inside) in scores.items():
         assert auc < random_auc and inside > random_inside, method
     assert max(inside for _, inside in scores.values()) > 0.5
+
+
+def test_region_table_shows_a_dash_where_a_class_has_no_area_for_a_region():
+    import json
+    from pathlib import Path
+
+    from benchmark.stages import explain as explain_stage
+
+    results = json.loads((Path(__file__).parents[1] / "reports" / "synthetic-quick"
+                          / "results.json").read_text())
+    ex = results["stages"]["explain"]
+    model = next(iter(ex["models"]))
+    by_class = ex["models"][model]["methods"][ex["reference_method"]]["regions_by_class"]
+    first = ex["classes"][0]
+    region = next(r for r, v in by_class[first]["per_area"].items() if v is not None)
+    by_class[first]["per_area"][region] = None
+    text = explain_stage._section(results)
+    assert re.search(rf"\| {first} +\|.*\d+ \(-\)", text)

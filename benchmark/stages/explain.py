@@ -230,7 +230,9 @@ def _section(results):
         rows = []
         for c in ex["classes"]:
             raw, per_area = by_class[c]["raw"], by_class[c]["per_area"]
-            rows.append([c] + [f"{pct(raw[r], 0)} ({per_area[r]:.1f}x)" for r in shown])
+            rows.append([c] + [f"{pct(raw[r], 0)} ({per_area[r]:.1f}x)"
+                               if per_area[r] is not None else f"{pct(raw[r], 0)} (-)"
+                               for r in shown])
         text += [f"### Region importance: {m}", "",
                  f"Share of positive {ref} attribution per region, % (in brackets: share "
                  "divided by the region's area share; > 1x means concentrated there). Rows "

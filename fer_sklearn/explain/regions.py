@@ -79,8 +79,9 @@ def region_shares(maps, regions):
     -------
     dict
         ``raw``: {region: mean share of positive mass over faces};
-        ``per_area``: the raw share divided by the region's share of the image
-        (1 = as much as its size predicts; > 1 = concentrated there).
+        ``per_area``: over faces, the mean of each face's share divided by the
+        region's share of that face's image (1 = as much as its size predicts;
+        > 1 = concentrated there); None where the region has no area on any face.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3:
