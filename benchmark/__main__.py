@@ -85,9 +85,10 @@ def build_parser():
                                        "core, and optionally save a grid of examples per class.")
     faces.add_argument("--n", type=int,
                        help="faces to time (default 20000), or to export (default 2000)")
-    faces.add_argument("--grid", help="write a PNG of 8 example faces per class here")
     faces.add_argument("--seed", type=int, default=0)
-    faces.add_argument("--export", metavar="DIR",
+    what = faces.add_mutually_exclusive_group()
+    what.add_argument("--grid", help="write a PNG of 8 example faces per class here")
+    what.add_argument("--export", metavar="DIR",
                        help="instead, write --n faces as PNGs with labels.csv (labels spelled "
                             "as synonyms) and attributes.csv: a second dataset for `evaluate`")
     faces.add_argument("--drop", type=_models, metavar="CLASSES",

@@ -27,6 +27,7 @@ BAD_TOML = "Cannot read config file {path}: {reason}."
 BUDGET_WITH_GRID = ("recipes.{model}: time_budget applies to one fit, so it needs an empty "
                     "grid; set grid = {{}} or time_budget = 0.")
 MISSING_CONFIG = "Config file {path} does not exist."
+CONFIG_IS_A_FOLDER = "Config file {path} is a folder; --config takes a TOML file."
 BAD_DATASET = (
     "dataset {value!r} is not one of synthetic, fer2013:PATH, folder:PATH, csv:PATH "
     "(e.g. fer2013:data/fer2013.csv or folder:faces/).{hint}"
@@ -361,6 +362,8 @@ def _check_keys(mapping, valid, where):
 def read_toml(path):
     """Read a TOML config file into a dict, with the file named in errors."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(CONFIG_IS_A_FOLDER.format(path=path))
     if not path.is_file():
         raise ValueError(MISSING_CONFIG.format(path=path))
     try:

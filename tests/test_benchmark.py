@@ -335,3 +335,11 @@ def test_values_that_would_fail_late_are_config_errors(tmp_path, line, key):
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match=key):
         resolve_config(path)
+
+
+def test_a_config_folder_and_faces_grid_with_export_are_refused(tmp_path, capsys):
+    assert main(["run", "--config", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "is a folder; --config takes a TOML file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["faces", "--grid", str(tmp_path / "g.png"), "--export", str(tmp_path / "e")])
+    assert "not allowed with argument --grid" in capsys.readouterr().err
