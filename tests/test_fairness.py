@@ -843,3 +843,24 @@ def test_significant_gaps_rank_log_loss_after_the_rates():
                                            "macro_f1": gap(0.05)}}}}
     found = significant_gaps(results, metrics=["accuracy", "log_loss", "macro_f1"])
     assert [g["metric"] for g in found] == ["macro_f1", "accuracy", "log_loss"]
+
+
+def test_summary_names_the_metric_of_a_significant_gap_to_the_rest():
+    def gap(value, significant):
+        return {"difference": {"between_groups": {
+            "value": value, "low": value - 0.01, "high": value + 0.1,
+            "significant": significant, "groups": ["a", "b"]}}}
+
+    def group(value, worse=False):
+        return {"metrics": {m: {"value": value} for m in ("accuracy", "balanced_accuracy",
+                                                           "macro_f1")},
+                "vs_rest": {"macro_f1": {"value": -0.07, "worse": worse}}}
+
+    f = {"note": None, "one_vs_rest": {},
+         "gaps": {"accuracy": gap(0.03, False), "balanced_accuracy": gap(0.04, False),
+                  "macro_f1": gap(0.1, True)},
+         "groups": {"a": group(0.7), "b": group(0.6, worse=True)}}
+    text = fairness_stage._model_sentence("cnn", f)
+    assert text.startswith("**cnn**: macro-F1 is 10.0 pp lower for `b` (60.0%)")
+    assert "`b` is also significantly below the rest of the test set on macro-F1 (-7.0 pp)." in text
+    assert fairness_stage._named_worse(f) == {"b"}

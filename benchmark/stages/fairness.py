@@ -357,8 +357,8 @@ def _model_sentence(model, f):
                 f"({pct(values[lo])}%) than for `{hi}` ({pct(values[hi])}%); {ci_text}.")
         vs = f["groups"][lo]["vs_rest"].get(metric)
         if vs and vs["worse"]:
-            text += (f" `{lo}` is also significantly below the rest of the test set "
-                     f"({100 * vs['value']:.1f} pp).")
+            text += (f" `{lo}` is also significantly below the rest of the test set on "
+                     f"{_NAMES[metric]} ({100 * vs['value']:.1f} pp).")
     # The other measures of the table below, where their gap is significant.
     loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
     if loss and loss.get("significant"):
