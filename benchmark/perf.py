@@ -15,7 +15,7 @@ Everything is timed on this process's threads, one measurement after another
    overhead or as a precision's gain. Inference in each precision and layout;
    training FLOPs per image (``torch.utils.flop_counter`` over a forward and
    backward pass) x images/s over the peak of the same dtype; inference
-   images/s of ``predict_proba`` at batch 512;
+   images/s of ``predict_proba`` in batches of 512;
 3. the original study's pipeline (torchvision ResNet-18 on 224x224 3-channel
    images read and transformed per item from JPEG files with PIL, fp32, batch
    32) vs ours (the ``resnet18`` entry on the in-memory 48x48 uint8 arrays);
@@ -230,7 +230,8 @@ def family(model, X, y, device, peaks):
     for key, est in ests.items():
         combos[key] = {
             "train_images_per_s": float(np.median(rates[key])),
-            "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2),
+            "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2,
+                                                 batch_size=_PREDICT_BATCH),
             "layout_used": "channels_last" if est.channels_last_ else "contiguous",
         }
     rec["combos"] = combos
@@ -387,7 +388,8 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
     results = {"device": device, "dataset": config.dataset, "n_train_timed": int(len(X)),
                "threads": torch.get_num_threads(), "hardware": _hardware(device),
                "precisions": list(precisions), "rounds": _PAIR_ROUNDS,
-               "combo_rounds": _ROUNDS, "pair_images": int(min(_PAIR_N, len(X)))}
+               "combo_rounds": _ROUNDS, "pair_images": int(min(_PAIR_N, len(X))),
+               "infer_batch": _PREDICT_BATCH}
     log(f"perf: matmul peak ({', '.join(precisions)})")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(dtypes[p], device) if p in precisions else None
@@ -496,6 +498,12 @@ def _combo_order(combo):
     return (precision != "fp32", layout != "contiguous")
 
 
+def _infer_header(r):
+    # Runs before "infer_batch" was recorded predicted in the training batches.
+    batch = r.get("infer_batch")
+    return f"infer img/s (batch {batch})" if batch else "infer img/s (training batch)"
+
+
 def render(r):
     """The Markdown performance report of ``perf.json``'s contents."""
     peaks = r["matmul_peak_flops_per_s"]
@@ -535,7 +543,7 @@ def render(r):
              else ["estimator img/s", "plain loop img/s"])
     text += [table(rows, ["model", *speed, "ratio (range)",
                           "fp32 img/s", "bf16 / fp32", "train MFLOP/img", "GFLOP/s",
-                          f"MFU ({main})", "infer img/s (batch 512)"]), "",
+                          f"MFU ({main})", _infer_header(r)]), "",
              _method(r, layout, main), ""]
     same = [f"{m} {f['bf16_over_fp32_same_layout']:.2f}" for m, f in fams.items()
             if f.get("bf16_over_fp32_same_layout") is not None]
@@ -549,7 +557,7 @@ def render(r):
             rows.append([m, combo, c["layout_used"], f"{c['train_images_per_s']:.0f}",
                          f"{c['infer_images_per_s']:.0f}"])
     text += [table(rows, ["model", "precision/layout asked", "layout used", "train img/s",
-                          "infer img/s"]), "",
+                          _infer_header(r)]), "",
              ("Training: the medians of the round robin above. " if
               r.get("combo_rounds") else "")
              + "The layout used differs from the one asked where channels-last would hit a "

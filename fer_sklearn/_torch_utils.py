@@ -48,15 +48,19 @@ def resolve_device(device):
     return str(device)
 
 
-def bf16_supported(device):
-    """Whether bfloat16 autocast runs at hardware speed on ``device``."""
+def bf16_supported(device, emulated=False):
+    """Whether bfloat16 autocast runs at hardware speed on ``device`` (with
+    ``emulated``, on a GPU: whether it runs at all)."""
     dev = torch.device(device or "cpu")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             return False
-        # Not where it is only emulated (GPUs before Ampere): that runs slower than fp32.
-        with torch.cuda.device(dev.index if dev.index is not None else torch.cuda.current_device()):
-            return torch.cuda.is_bf16_supported(including_emulation=False)
+        if torch.version.hip or emulated:
+            return torch.cuda.is_bf16_supported()
+        # NVIDIA GPUs run bf16 in hardware from Ampere (compute capability 8.0);
+        # older ones only emulate it, slower than fp32.
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return torch.cuda.get_device_capability(index)[0] >= 8
     if dev.type == "cpu":
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -71,10 +75,11 @@ def resolve_precision(precision, device):
         raise ValueError(BAD_PRECISION.format(precision=precision))
     if precision == "fp32":
         return None
-    supported = bf16_supported(device)
-    if precision == "bf16" and not supported:
-        raise ValueError(NO_BF16.format(device=device))
-    return torch.bfloat16 if supported else None
+    if precision == "bf16":  # asked for: also where a GPU only emulates it
+        if not bf16_supported(device, emulated=True):
+            raise ValueError(NO_BF16.format(device=device))
+        return torch.bfloat16
+    return torch.bfloat16 if bf16_supported(device) else None
 
 
 def seed_from(random_state):

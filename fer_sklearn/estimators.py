@@ -134,8 +134,9 @@ class FERClassifier(NeuralNetClassifier):
         initialisation and the end-of-fit callbacks fall outside the budget).
         It never trains more than ``max_epochs``.
     precision : {"auto", "bf16", "fp32"}, default="auto"
-        ``auto`` uses bfloat16 autocast where the device runs it fast (CUDA,
-        CPUs with AVX512-BF16/AMX) and fp32 elsewhere.
+        ``auto`` uses bfloat16 autocast where the device runs it fast (NVIDIA
+        GPUs from Ampere, CPUs with AVX512-BF16/AMX) and fp32 elsewhere;
+        ``bf16`` also where a GPU only emulates it.
     channels_last : bool, default=True
         Channels-last memory layout for the module and batches.
     early_stopping : int or None, default=None

@@ -701,20 +701,15 @@ def test_channels_last_is_skipped_where_onednn_would_corrupt_memory(width, expec
 
 
 def test_auto_precision_skips_gpus_that_only_emulate_bf16(monkeypatch):
-    import contextlib
-
     from fer_sklearn._torch_utils import bf16_supported, resolve_precision
 
-    asked = []
-
-    def is_bf16_supported(including_emulation=True):
-        asked.append(including_emulation)
-        return including_emulation  # a GPU before Ampere: emulation only
-
+    capability = {0: (7, 5), 1: (8, 0)}  # a T4 beside an A100
+    monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
-    assert not bf16_supported("cuda") and not bf16_supported("cuda:1")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: capability[i])
+    assert not bf16_supported("cuda") and not bf16_supported("cuda:0")
+    assert bf16_supported("cuda:1")
     assert resolve_precision("auto", "cuda") is None
-    assert asked and not any(asked)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # emulated
+    assert resolve_precision("bf16", "cuda") is torch.bfloat16  # asked for: allowed

@@ -72,3 +72,19 @@ def test_quick_models_are_wide_enough_to_run_at_the_hardware_rate(model):
     module = perf._estimator(model, "cpu", "fp32", False).initialize().module_
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) > 3 and min(c.out_channels for c in convs) >= 32
+
+
+def test_inference_rate_predicts_in_the_batches_it_is_given(faces):
+    from fer_sklearn import CNNClassifier
+    from fer_sklearn.cost import inference_rate
+
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, batch_size=8,
+                        random_state=0).fit(X, y)
+    sizes = []
+    hook = clf.module_.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    inference_rate(clf, X, batch_size=48)
+    assert sizes[-1] == 48  # one batch of 48, not six of 8
+    inference_rate(clf, X)
+    assert sizes[-1] == 8 and "iterator_valid__batch_size" not in clf.__dict__
+    hook.remove()
