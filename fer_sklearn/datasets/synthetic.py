@@ -1073,7 +1073,10 @@ def make_synthetic_faces(
             (brows, frown and forehead lines, eyes, lids, crow's feet, nose and nose
             wrinkles, smile folds, lips, mouth opening, teeth) of the group's
             faces: their darkening/brightening relative to the skin is
-            multiplied by it (1 = no change, 0 = features invisible). Skin,
+            multiplied by it (1 = no change; at 0 the features vanish but for
+            a faint outline of the eye and mouth openings, up to about ten grey
+            levels off the shaded skin around them, so the openings' shape
+            still hints at the expression). Skin,
             hair, the age part of lines and folds, and everything after
             drawing are unchanged.
         ``label_noise`` : float in [0, 1] or None
