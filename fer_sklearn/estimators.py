@@ -124,7 +124,8 @@ class FERClassifier(NeuralNetClassifier):
         own size (progressive resizing). Early epochs then cost less (a 32-pixel
         epoch about half a 48-pixel one), so more epochs fit a time budget; the
         last ones at full size match what prediction sees. Needs a network
-        that takes any input size (all the registry's own do).
+        that takes the small size: the registry's own take any from 8 pixels,
+        except ``vgg11_bn`` and ``convnext_tiny`` (32 at least).
     time_budget : float or None, default=None
         Seconds the fit may take (wall clock, validation included). After
         every epoch the fit re-plans from the epochs' measured times: when

@@ -32,7 +32,8 @@ class ArchitectureSpec:
         "the last ``nn.Conv2d`` of the built module" (see :func:`target_layer`).
     input_size : int or None
         Fixed spatial input size the network expects (the estimators resize each
-        batch to it); None means any size, the data's own.
+        batch to it); None means the data's own size (within what the network's
+        downsampling allows: ``vgg11_bn`` and ``convnext_tiny`` need 32 pixels).
     in_chans : int or None
         Fixed number of input channels (grayscale batches are repeated to it);
         None means the data's own.
