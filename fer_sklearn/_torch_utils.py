@@ -13,7 +13,8 @@ NO_CUDA = (
 BAD_DEVICE = "device={device!r} is not a torch device string ('auto', 'cpu', 'cuda', 'cuda:1', ...)."
 BAD_PRECISION = "precision={precision!r} is not one of 'auto', 'bf16', 'fp32'."
 NO_BF16 = (
-    "precision='bf16' was requested but {device} has no fast bfloat16 support; "
+    "precision='bf16' was requested but {device} does not run bfloat16 (on a CPU: no "
+    "AVX512-BF16 or AMX); "
     "use precision='auto' (bf16 where supported) or 'fp32'."
 )
 

@@ -312,6 +312,11 @@ class BatchLRSchedule(Callback):
             self.step_ += 1
             self._apply(net)
 
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # The lr is now annealed: a later fit without a schedule starts from
+        # the configured one (``FERClassifier.on_train_begin``).
+        net.lr_annealed_ = True
+
     def _factor(self):
         p = min(1.0, self.step_ / max(1, self.total_))
         if self.kind == "onecycle":

@@ -63,6 +63,7 @@ OOM_RETRY = (
 )
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
 BAD_TIME_BUDGET = "time_budget={value!r} is not None or a positive number of seconds."
+BAD_EARLY_STOPPING = "early_stopping={value!r} is not None or a positive number of epochs."
 EPOCHS_ARGUMENT = ("{name}.{method}() takes no epochs=; set max_epochs (each fit call trains "
                    "its own schedule of max_epochs).")
 BAD_PROGRESSIVE_RESIZE = (
@@ -84,6 +85,12 @@ _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 # What fit records about its data before training: restored when the data is rejected.
 _DATA_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
                "class_weight_")
+# And what a fit sets before (or while) initialising the network: restored too
+# when initialisation rejects the parameters.
+_FIT_STATE = _DATA_STATE + ("batch_size_", "oom_retries_", "amp_dtype_", "channels_last_",
+                            "callbacks_")
+# Prefixes of options read each time batches are drawn.
+_READ_PER_BATCH = ("iterator_train", "iterator_valid", "dataset", "augment")
 # Parameters the default callbacks are built from (at initialisation).
 _CALLBACK_PARAMS = frozenset({"lr_schedule", "time_budget", "early_stopping", "checkpoint_dir",
                               "train_split"})
@@ -292,23 +299,31 @@ class FERClassifier(NeuralNetClassifier):
         # a new device is set first, so the parts are rebuilt on it.
         if not self.initialized_:
             return super().set_params(**kwargs)
+        rebuild = _CALLBACK_PARAMS.intersection(kwargs)
+        if rebuild:  # checked before anything changes
+            self._check_callback_params(**{k: kwargs[k] for k in rebuild})
+        if "device" in kwargs:
+            resolve_device(kwargs["device"])
+        unknown = sorted(k for k in kwargs if k.startswith("augment__")
+                         and k[len("augment__"):] not in _AUGMENT_DEFAULTS)
+        if unknown:
+            raise ValueError(UNKNOWN_AUGMENT.format(
+                unknown=", ".join(unknown),
+                valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
+        # Options read when batches are drawn need no rebuild (skorch refuses them
+        # on an initialised net): they are set as they are.
+        for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH and "__" in k]:
+            setattr(self, key, kwargs.pop(key))
         if "device" in kwargs:
             super().set_params(device=kwargs.pop("device"))
+        with self._resolved_device():
+            super().set_params(**kwargs)
         if "batch_size" in kwargs and hasattr(self, "batch_size_"):
             # The next fit call, partial_fit included, trains in the new batches.
             self.batch_size_, self.oom_retries_ = kwargs["batch_size"], []
-        rebuild = sorted(_CALLBACK_PARAMS.intersection(kwargs))
-        before = {k: getattr(self, k) for k in rebuild}
-        with self._resolved_device():
-            super().set_params(**kwargs)
         if rebuild:
             # The default callbacks are built from these at initialisation: rebuild
             # them, so that a partial_fit or warm_start fit uses the new values too.
-            try:
-                self._check_params()
-            except ValueError:
-                self.__dict__.update(before)
-                raise
             self.initialize_callbacks()
         return self
 
@@ -348,8 +363,24 @@ class FERClassifier(NeuralNetClassifier):
             self._check_params()
             return super().initialize()
 
+    def _check_callback_params(self, **values):
+        """Check the parameters the default callbacks are built from (their
+        current values, or those given)."""
+        get = lambda k: values.get(k, getattr(self, k))  # noqa: E731
+        if get("lr_schedule") not in (None, "cosine", "onecycle"):
+            raise ValueError(BAD_LR_SCHEDULE.format(value=get("lr_schedule")))
+        budget = get("time_budget")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(
+                budget, numbers.Real) or not budget > 0):
+            raise ValueError(BAD_TIME_BUDGET.format(value=budget))
+        patience = get("early_stopping")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(
+                patience, numbers.Integral) or patience < 1):
+            raise ValueError(BAD_EARLY_STOPPING.format(value=patience))
+
     def _check_params(self):
         self._check_family()
+        self._check_callback_params()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
         unknown = sorted(set(self.get_params_for("augment")) - set(_AUGMENT_DEFAULTS))
@@ -358,13 +389,7 @@ class FERClassifier(NeuralNetClassifier):
                 unknown=", ".join(f"augment__{k}" for k in unknown),
                 valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
         resolve_precision(self.precision, resolve_device(self.device))
-        if self.lr_schedule not in (None, "cosine", "onecycle"):
-            raise ValueError(BAD_LR_SCHEDULE.format(value=self.lr_schedule))
         self._check_progressive_resize()
-        budget = self.time_budget
-        if budget is not None and (isinstance(budget, bool) or not isinstance(
-                budget, numbers.Real) or not budget > 0):
-            raise ValueError(BAD_TIME_BUDGET.format(value=budget))
 
     def _check_progressive_resize(self):
         value = self.progressive_resize
@@ -463,11 +488,13 @@ class FERClassifier(NeuralNetClassifier):
         self.schedule_epochs_ = self.max_epochs
         self.full_size_from_ = None
         self._fit_start_epoch_ = len(self.history)
-        if self.lr_schedule is None:
+        if self.lr_schedule is None and getattr(self, "lr_annealed_", False):
             # Without a schedule, too, a fit trains at the configured lr, not at
-            # the one an earlier scheduled fit (or a reloaded optimizer) left.
+            # the 0 an earlier fit's schedule left (a user's own lr scheduler
+            # callback otherwise goes on from where it was).
             for group, lr in zip(self.optimizer_.param_groups, configured_lrs(self)):
                 group["lr"] = lr
+            self.lr_annealed_ = False
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         epoch = len(self.history) - self._fit_start_epoch_  # of this fit, from 0
@@ -665,7 +692,7 @@ class FERClassifier(NeuralNetClassifier):
             self._check_params()  # before any fitted state changes
         # Rejected data leaves an earlier fit as it was (its network still
         # matches its recorded input shape and labels).
-        kept = {k: self.__dict__[k] for k in _DATA_STATE if k in self.__dict__}
+        kept = {k: self.__dict__[k] for k in _FIT_STATE if k in self.__dict__}
         try:
             X = self._validate_X(X, reset=not warm)
             if len(X) < 2:
@@ -703,7 +730,7 @@ class FERClassifier(NeuralNetClassifier):
             free_device_memory()
 
     def _restore_data_state(self, kept):
-        for k in _DATA_STATE:
+        for k in _FIT_STATE:
             self.__dict__.pop(k, None)
         self.__dict__.update(kept)
 

@@ -18,7 +18,7 @@ from fer_sklearn import (
     FERClassifier,
     ResNetClassifier,
 )
-from fer_sklearn._torch_utils import NO_CUDA
+from fer_sklearn._torch_utils import NO_CUDA, bf16_supported
 from fer_sklearn._training import (
     BatchIterator,
     TimeBudget,
@@ -556,9 +556,35 @@ def test_callback_options_set_on_a_fitted_model_apply_to_the_next_partial_fit(fa
     seen.clear()
     clf.partial_fit(X, y)
     assert seen[0] == 0.01 and seen[-1] < seen[0]
-    with pytest.raises(ValueError, match="lr_schedule='cos'"):
-        clf.set_params(lr_schedule="cos")
-    assert clf.lr_schedule == "cosine"
+    # a rejected value changes nothing, the other values given with it included
+    for bad in ({"lr_schedule": "cos"}, {"early_stopping": "x"}, {"time_budget": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            clf.set_params(batch_size=4, **bad)
+    assert clf.lr_schedule == "cosine" and clf.early_stopping == 2
+    assert clf.batch_size == clf.batch_size_ == 16
+    # options read per batch change on a fitted model too (skorch refuses them there)
+    seen.clear()
+    clf.set_params(iterator_train__batch_size=24, augment__shift=0.05).partial_fit(X, y)
+    assert clf.augment__shift == 0.05 and len(seen) < 9
+
+
+def test_a_users_own_lr_scheduler_goes_on_across_partial_fits(faces):
+    from skorch.callbacks import LRScheduler
+
+    X, y = faces
+    seen = []
+
+    class LRLog(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    clf = CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
+                        lr_schedule=None, callbacks=[
+                            ("step", LRScheduler("StepLR", step_size=1, gamma=0.5)),
+                            ("lr_log", LRLog())]).fit(X, y)
+    clf.partial_fit(X, y)
+    assert seen[:2] == pytest.approx([0.01, 0.005])
+    assert seen[2] <= 0.0025 and seen[3] < seen[2]  # goes on; no restart at 0.01
 
 
 def test_lr_schedule_counts_the_training_iterator_batches(faces):
@@ -597,15 +623,35 @@ def test_a_rejected_refit_keeps_the_earlier_fit(faces):
         clf.set_params(time_budget=None, class_weight="balance").fit(X, renamed)
     with pytest.raises(ValueError):
         clf.set_params(class_weight=None).fit(X[:, :40, :40], renamed[:1])
-    # parameters that only building the network used to reject
-    for bad in ({"precision": "fp16"}, {"module__widht": 8}, {"architecture": "cnnn"},
-                {"augment__shfit": 0.2}):
-        good = {k: clf.get_params()[k] for k in bad if k in clf.get_params()}
-        with pytest.raises(ValueError):
-            clf.set_params(**bad).fit(X, renamed)
-        clf.set_params(**good)
-        for k in set(bad) - set(good):
-            del clf.__dict__[k]
+    # parameters that only building the network (or the first batch) used to reject
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        clf.set_params(precision="fp16").fit(X, renamed)
+    clf.set_params(precision="auto")
+    # whatever building the network rejects leaves the earlier fit whole
+    real = CNNClassifier.initialize_module
+
+    def rejects(self):
+        raise ValueError("rejected option")
+
+    amp, callbacks = clf.amp_dtype_, clf.callbacks_
+    CNNClassifier.initialize_module = rejects
+    try:
+        with pytest.raises(ValueError, match="rejected option"):
+            clf.set_params(precision="fp32").fit(X, renamed)
+    finally:
+        CNNClassifier.initialize_module = real
+    assert clf.amp_dtype_ is amp and clf.callbacks_ is callbacks
+    assert clf.amp_dtype_ is not None or not bf16_supported("cpu")
+    clf.set_params(precision="auto")
+    # set_params refuses what it can check before changing anything
+    with pytest.raises(ValueError, match="cuda:99"):
+        clf.set_params(device="cuda:99")
+    with pytest.raises(ValueError, match="augment__shfit"):
+        clf.set_params(augment__shfit=0.2)
+    assert clf.device == "auto" and "augment__shfit" not in clf.get_params()
+    # an unfitted model's augmentation typo fails the fit before it trains
+    with pytest.raises(ValueError, match="augment__shfit"):
+        CNNClassifier(augment__shfit=0.2).fit(X, y)
     assert clf.classes_.tolist() == ["angry", "happy", "sad"]
     assert clf.input_shape_ == (1, 48, 48)
     np.testing.assert_array_equal(clf.predict(X), expected)
