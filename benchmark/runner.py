@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from importlib import metadata
@@ -169,6 +170,8 @@ def run(config: Config, resume=False):
 def _run_stages(config, run_dir, resume):
     device = resolve_device(config.device)
     ctx = Context(config, run_dir)
+    if not resume:
+        _note_earlier_models(ctx)
     timings = {}
     for stage in ordered_stages():
         key = f"stage-{stage.name}"
@@ -188,11 +191,9 @@ def _run_stages(config, run_dir, resume):
             log(f"{stage.name}: done in {unit['seconds']:.1f} s")
         ctx.results[stage.name] = unit["result"]
         timings[stage.name] = unit["seconds"]
-    if "search" in ctx.results:
-        if config.save_models:
-            save_models(ctx)
-        else:
-            drop_unsaved_models(ctx)
+    if config.save_models and "search" in ctx.results:
+        save_models(ctx)
+    drop_earlier_models(ctx)
     results = {
         "name": config.run_name,
         "config": config.to_dict(),
@@ -257,23 +258,39 @@ def save_models(ctx):
         log(f"models saved in {folder}: {', '.join(todo)}")
 
 
-def drop_unsaved_models(ctx):
-    """Remove the files in ``RUN_DIR/models/`` of models this run has not
-    saved: an earlier run left them, and ``benchmark evaluate`` would score
-    them as this run's."""
+# Files save_model writes for a model NAME.
+_MODEL_FILE = re.compile(r"^([^.]+)\.(joblib|params\.pt|optimizer\.pt|history\.json)$")
+_EARLIER_UNIT = "earlier-models"
+
+
+def _note_earlier_models(ctx):
+    """Record the model files an earlier run left in ``RUN_DIR/models/`` as a
+    fresh run starts (its state is new, so this survives a ``--resume``)."""
     folder = ctx.run_dir / "models"
-    if not folder.is_dir():
+    if folder.is_dir() and not folder.is_symlink():
+        ctx.store.put_json(_EARLIER_UNIT, sorted(
+            f.name for f in folder.iterdir()
+            if _MODEL_FILE.match(f.name) and f.is_file() and not f.is_symlink()))
+
+
+def drop_earlier_models(ctx):
+    """Remove the earlier run's model files that this run did not save anew:
+    ``benchmark evaluate`` would score them as this run's. Only the files
+    noted when this run started are touched."""
+    if not ctx.store.has(_EARLIER_UNIT):
         return
+    folder = ctx.run_dir / "models"
     saved = set(_saved_models(ctx))
-    stale = [f for f in folder.iterdir() if f.name.split(".")[0] not in saved]
+    stale = [folder / name for name in ctx.store.get_json(_EARLIER_UNIT)
+             if _MODEL_FILE.match(name).group(1) not in saved]
+    stale = [f for f in stale if f.is_file() and not f.is_symlink()]
     with writing():
         for f in stale:
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
-        if not any(folder.iterdir()):
+            f.unlink()
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     if stale:
-        log(f"removed an earlier run's saved models from {folder} (this run saves "
-            "models only with --save-models)")
+        log(f"removed {len(stale)} file(s) of an earlier run's models from {folder}")
 
 
 def write_report(run_dir, results=None):

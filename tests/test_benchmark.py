@@ -249,9 +249,11 @@ def test_a_resumed_run_replaces_the_saved_models_of_the_earlier_run(tiny, tmp_pa
     monkeypatch.setattr(search_module, "search_one", real)
     assert _run(tiny, tmp_path, "--save-models", "--resume") == 0
     assert joblib.load(run_dir / "models" / "cnn.joblib").classes_ is not None
-    # a run without --save-models leaves no earlier run's models behind
+    # a run without --save-models leaves no earlier run's models behind, and
+    # touches nothing else there
+    (run_dir / "models" / "notes.txt").write_text("mine")
     assert _run(tiny, tmp_path) == 0
-    assert not (run_dir / "models").exists()
+    assert [f.name for f in (run_dir / "models").iterdir()] == ["notes.txt"]
 
 
 def test_the_store_refuses_every_unit_once_ctrl_c_came(tmp_path):
