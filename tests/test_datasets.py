@@ -564,7 +564,8 @@ def test_a_class_folder_that_is_a_link_is_loaded_and_cached_by_its_files(tmp_pat
     for f in (tmp_path / "elsewhere" / "anger").iterdir():
         f.rename(root / "anger" / f.name)
     os.symlink(tmp_path / "elsewhere" / "happiness", root / "happiness")
-    os.symlink(root, root / "anger" / "loop")  # a link back up the tree is not followed
+    os.symlink(root, root / "anger" / "loop")  # a link back up the tree is not followed,
+    os.symlink(tmp_path, root / "anger" / "up")  # nor one above the root
     bunch = load_image_folder(root)
     assert sorted(bunch.target.tolist()) == ["angry", "angry", "happy", "happy"]
     assert not bunch.report.get("empty_folders")
