@@ -6,6 +6,7 @@ the cluster. The training arrays are scattered to the workers once per search
 rather than shipped with every task.
 """
 
+import asyncio
 import contextlib
 import os
 
@@ -41,7 +42,7 @@ def dask_client(scheduler=None, n_workers=None):
         log(f"dask: connecting to {scheduler}")
         try:
             client = distributed.Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # the latter: 3.10
             raise ValueError(NO_SCHEDULER.format(scheduler=scheduler, reason=exc)) from exc
         with client:
             yield client
