@@ -1,10 +1,10 @@
 """The benchmark harness end to end on tiny synthetic data."""
 
 import json
+import os
 import signal
 
 import joblib
-import numpy as np
 import pytest
 
 from benchmark import runner
@@ -302,8 +302,8 @@ def test_same_seed_gives_identical_metrics(tiny, tmp_path):
 def test_environment_names_versions_and_hardware():
     env = runner.environment("cpu")
     assert env["versions"]["torch"] != "not installed"
-    assert env["device"] == "cpu" and "CPU" in env["hardware"]
-    assert np.isfinite(len(env["hardware"]))
+    assert runner.cpu_name() and env["hardware"].startswith(runner.cpu_name())
+    assert f"{os.cpu_count()} logical CPUs" in env["hardware"]
 
 
 def test_a_folder_dataset_has_no_sensitive_attributes_unless_given(tmp_path):

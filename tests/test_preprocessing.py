@@ -30,6 +30,7 @@ def test_standardizer_centres_training_data(per_pixel, faces):
     out = PixelStandardizer(per_pixel=per_pixel).fit_transform(X)
     if per_pixel:
         np.testing.assert_allclose(out.mean(0), 0, atol=1e-4)
+        np.testing.assert_allclose(out.std(0), 1, atol=1e-3)
     else:
         assert abs(out.mean()) < 1e-4 and abs(out.std() - 1) < 1e-3
 
