@@ -505,6 +505,17 @@ def _moved(before, clf):
                for a, b in zip(before, clf.module_.parameters()))
 
 
+class LRLog(Callback):
+    """Appends the lr of every training batch to ``seen``."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.seen.append(net.optimizer_.param_groups[0]["lr"])
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule, tmp_path):
     X, y = faces
@@ -515,12 +526,7 @@ def test_later_fits_restart_the_lr_schedule_from_its_start(faces, schedule, tmp_
     before = _weights(clf)
     seen = []
 
-    class LRLog(Callback):
-        def on_batch_begin(self, net, training=False, **kwargs):
-            if training:
-                seen.append(net.optimizer_.param_groups[0]["lr"])
-
-    clf.callbacks_.append(("lr_log", LRLog()))
+    clf.callbacks_.append(("lr_log", LRLog(seen)))
     clf.partial_fit(X, y)
     assert _moved(before, clf) > 1e-4 and 0.005 < max(seen) <= 0.01
     warm = CNNClassifier(**small, warm_start=True).fit(X, y)
@@ -546,14 +552,9 @@ def test_callback_options_set_on_a_fitted_model_apply_to_the_next_partial_fit(fa
     X, y = faces
     seen = []
 
-    class LRLog(Callback):
-        def on_batch_begin(self, net, training=False, **kwargs):
-            if training:
-                seen.append(net.optimizer_.param_groups[0]["lr"])
-
     clf = CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=3,
                         batch_size=16, lr_schedule="onecycle",
-                        callbacks=[("lr_log", LRLog())]).fit(X, y)
+                        callbacks=[("lr_log", LRLog(seen))]).fit(X, y)
     assert seen[0] < 0.001 and clf.optimizer_.param_groups[0]["lr"] == 0
     # no schedule: the next fit trains at the configured lr, not the annealed 0
     seen.clear()
@@ -589,14 +590,14 @@ def test_a_users_own_lr_scheduler_goes_on_across_partial_fits(faces):
     X, y = faces
     seen = []
 
-    class LRLog(Callback):
+    class EpochLRLog(Callback):
         def on_epoch_begin(self, net, **kwargs):
             seen.append(net.optimizer_.param_groups[0]["lr"])
 
     clf = CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
                         lr_schedule=None, callbacks=[
                             ("step", LRScheduler("StepLR", step_size=1, gamma=0.5)),
-                            ("lr_log", LRLog())]).fit(X, y)
+                            ("lr_log", EpochLRLog())]).fit(X, y)
     clf.partial_fit(X, y)
     assert seen[:2] == pytest.approx([0.01, 0.005])
     assert seen[2] <= 0.0025 and seen[3] < seen[2]  # goes on; no restart at 0.01
@@ -606,14 +607,9 @@ def test_lr_schedule_counts_the_training_iterator_batches(faces):
     X, y = faces
     seen = []
 
-    class LRLog(Callback):
-        def on_batch_begin(self, net, training=False, **kwargs):
-            if training:
-                seen.append(net.optimizer_.param_groups[0]["lr"])
-
     CNNClassifier(module__width=4, module__depth=2, random_state=0, lr=0.01, max_epochs=2,
                   batch_size=64, iterator_train__batch_size=8,
-                  callbacks=[("lr_log", LRLog())]).fit(X, y)
+                  callbacks=[("lr_log", LRLog(seen))]).fit(X, y)
     assert len(seen) == 12  # 48 faces in batches of 8, twice
     assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] > 0
 
