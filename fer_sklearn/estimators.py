@@ -96,6 +96,14 @@ _CALLBACK_PARAMS = frozenset({"lr_schedule", "time_budget", "early_stopping", "c
                               "train_split"})
 
 
+def _check_augment_options(names):
+    unknown = sorted(set(names) - set(_AUGMENT_DEFAULTS))
+    if unknown:
+        raise ValueError(UNKNOWN_AUGMENT.format(
+            unknown=", ".join(f"augment__{k}" for k in unknown),
+            valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
+
+
 class FERClassifier(NeuralNetClassifier):
     """A face-expression classifier around any registered architecture.
 
@@ -304,12 +312,7 @@ class FERClassifier(NeuralNetClassifier):
             self._check_callback_params(**{k: kwargs[k] for k in rebuild})
         if "device" in kwargs:
             resolve_device(kwargs["device"])
-        unknown = sorted(k for k in kwargs if k.startswith("augment__")
-                         and k[len("augment__"):] not in _AUGMENT_DEFAULTS)
-        if unknown:
-            raise ValueError(UNKNOWN_AUGMENT.format(
-                unknown=", ".join(unknown),
-                valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
+        _check_augment_options(k[len("augment__"):] for k in kwargs if k.startswith("augment__"))
         # Options read when batches are drawn need no rebuild (skorch refuses them
         # on an initialised net): they are set as they are.
         for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH and "__" in k]:
@@ -383,11 +386,7 @@ class FERClassifier(NeuralNetClassifier):
         self._check_callback_params()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
-        unknown = sorted(set(self.get_params_for("augment")) - set(_AUGMENT_DEFAULTS))
-        if unknown:
-            raise ValueError(UNKNOWN_AUGMENT.format(
-                unknown=", ".join(f"augment__{k}" for k in unknown),
-                valid=", ".join(f"augment__{k}" for k in _AUGMENT_DEFAULTS)))
+        _check_augment_options(self.get_params_for("augment"))
         resolve_precision(self.precision, resolve_device(self.device))
         self._check_progressive_resize()
 
@@ -690,8 +689,8 @@ class FERClassifier(NeuralNetClassifier):
         warm = self.warm_start and self.initialized_ and hasattr(self, "label_encoder_")
         if not warm:
             self._check_params()  # before any fitted state changes
-        # Rejected data leaves an earlier fit as it was (its network still
-        # matches its recorded input shape and labels).
+        # Rejected data or parameters leave an earlier fit as it was (its
+        # network still matches its recorded input shape and labels).
         kept = {k: self.__dict__[k] for k in _FIT_STATE if k in self.__dict__}
         try:
             X = self._validate_X(X, reset=not warm)
@@ -701,7 +700,7 @@ class FERClassifier(NeuralNetClassifier):
             if not warm:
                 self._set_class_weight(y)
         except Exception:
-            self._restore_data_state(kept)
+            self._restore_fit_state(kept)
             raise
         if not warm:
             self.batch_size_ = self.batch_size
@@ -714,7 +713,7 @@ class FERClassifier(NeuralNetClassifier):
                         try:
                             self.initialize()
                         except Exception:
-                            self._restore_data_state(kept)
+                            self._restore_fit_state(kept)
                             raise
                     return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
             except torch.cuda.OutOfMemoryError:
@@ -729,7 +728,7 @@ class FERClassifier(NeuralNetClassifier):
                           ResourceWarning, stacklevel=2)
             free_device_memory()
 
-    def _restore_data_state(self, kept):
+    def _restore_fit_state(self, kept):
         for k in _FIT_STATE:
             self.__dict__.pop(k, None)
         self.__dict__.update(kept)
