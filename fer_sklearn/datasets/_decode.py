@@ -138,7 +138,7 @@ def decode_all(items, size, on_error, progress_desc=None):
     return data[ok], ok, skipped, dict(counts)
 
 
-UNREADABLE_TABLE = "Cannot read {path} as CSV: {reason}"
+UNREADABLE_CSV = "Cannot read {path} as CSV: {reason}."
 
 
 def read_csv_or_explain(path, **kwargs):
@@ -150,4 +150,4 @@ def read_csv_or_explain(path, **kwargs):
         reason = str(exc) or type(exc).__name__
         if len(reason) > 300:
             reason = reason[:300] + " ..."
-        raise ValueError(UNREADABLE_TABLE.format(path=path, reason=reason)) from exc
+        raise ValueError(UNREADABLE_CSV.format(path=path, reason=reason)) from exc

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, to_size
+from ._decode import IMAGE_EXTENSIONS, UNREADABLE_CSV, to_size
 from ._labels import EMOTIONS, canonical_split
 from .image_folder import MISSING_PATH, _is_hidden
 
@@ -30,7 +30,6 @@ BAD_PIXEL_VALUES = (
 BAD_EMOTION = (
     "{path}: 'emotion' must be an id 0-6 ({names}); line(s) {lines} hold {values}."
 )
-UNREADABLE_CSV = "Cannot read {path} as CSV: {reason}."
 NO_ROWS = "{path} has a header but no data rows."
 ZIP_CSV_COUNT = "the zip holds {n} CSV file(s) {names}, not one"
 
