@@ -79,6 +79,9 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
                     "weight (e.g. {{'disgust': 3.0}}).")
 
 UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
+TOO_SMALL_INPUT = ("{arch} needs images of at least {need}x{need} pixels; this fit would "
+                   "train at {side}x{side} (the images, or progressive_resize's side). "
+                   "Use larger images, a larger side, or another architecture.")
 _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 
 
@@ -140,7 +143,8 @@ class FERClassifier(NeuralNetClassifier):
         epoch about half a 48-pixel one), so more epochs fit a time budget; the
         last ones at full size match what prediction sees. Needs a network
         that takes the small size: the registry's own take any from 8 pixels,
-        except ``vgg11_bn`` and ``convnext_tiny`` (32 at least).
+        except ``vgg11_bn`` and ``convnext_tiny`` (32 at least; a smaller side
+        is refused before training).
     time_budget : float or None, default=None
         Seconds the fit may take (wall clock, validation included). After
         every epoch the fit re-plans from the epochs' measured times: when
@@ -418,9 +422,25 @@ class FERClassifier(NeuralNetClassifier):
                 )
             )
 
+    def _check_input_size(self):
+        """Refuse images (or a progressive-resize side) smaller than the
+        registry network's ``min_input_size``, before building it."""
+        spec = get_spec(self.architecture)
+        shape = getattr(self, "input_shape_", None)
+        if spec.min_input_size is None or spec.input_size is not None or shape is None:
+            return
+        side = min(shape[-2:])
+        if self.progressive_resize is not None and float(self.progressive_resize[1]) > 0:
+            side = min(side, int(self.progressive_resize[0]))
+        if side < spec.min_input_size:
+            raise ValueError(TOO_SMALL_INPUT.format(arch=self.architecture, side=side,
+                                                    need=spec.min_input_size))
+
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         in_chans = getattr(self, "input_shape_", (1,))[0]
+        if self.module is None:
+            self._check_input_size()
         if self.module is not None:
             module = self.initialized_instance(self.module, kwargs)
         else:

@@ -80,3 +80,31 @@ def test_register_adds_a_name_and_rejects_duplicates():
         from fer_sklearn.architectures import _registry
 
         _registry._REGISTRY.pop("_test_tiny")
+
+
+def test_networks_that_need_larger_images_refuse_smaller_ones_before_training():
+    from fer_sklearn import FERClassifier
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    small = make_synthetic_faces(20, random_state=0, image_size=24)
+    with pytest.raises(ValueError, match=r"vgg11_bn needs images of at least 32x32.*24x24"):
+        FERClassifier(architecture="vgg11_bn", max_epochs=1).fit(small.data, small.target)
+    faces = make_synthetic_faces(20, random_state=0)
+    with pytest.raises(ValueError, match=r"convnext_tiny needs .* 32x32.*16x16"):
+        FERClassifier(architecture="convnext_tiny", max_epochs=1,
+                      progressive_resize=(16, 0.5)).fit(faces.data, faces.target)
+
+
+def test_every_grad_cam_layer_keeps_a_spatial_map_at_48_pixels():
+    from fer_sklearn.architectures import create, get_spec, list_architectures
+    from fer_sklearn.architectures._registry import target_layer
+
+    for name in list_architectures():
+        spec = get_spec(name)
+        side = spec.input_size or 48
+        net = create(name, num_classes=7).eval()
+        shapes = []
+        target_layer(net, name).register_forward_hook(lambda m, i, o: shapes.append(o.shape))
+        with torch.no_grad():
+            net(torch.zeros(1, spec.in_chans or 1, side, side))
+        assert min(shapes[0][-2:]) >= 2, (name, shapes[0])

@@ -32,11 +32,14 @@ class ArchitectureSpec:
         "the last ``nn.Conv2d`` of the built module" (see :func:`target_layer`).
     input_size : int or None
         Fixed spatial input size the network expects (the estimators resize each
-        batch to it); None means the data's own size (within what the network's
-        downsampling allows: ``vgg11_bn`` and ``convnext_tiny`` need 32 pixels).
+        batch to it); None means the data's own size (from ``min_input_size``).
     in_chans : int or None
         Fixed number of input channels (grayscale batches are repeated to it);
         None means the data's own.
+    min_input_size : int or None
+        The smallest side the network's downsampling allows (the estimators
+        refuse smaller images, or a smaller ``progressive_resize`` side, before
+        building it); None: 8 pixels or less.
     description : str
         One line for ``benchmark list``.
     """
@@ -47,6 +50,7 @@ class ArchitectureSpec:
     target_layer: Optional[str] = None
     input_size: Optional[int] = None
     in_chans: Optional[int] = None
+    min_input_size: Optional[int] = None
     description: str = ""
 
     def options(self):
@@ -59,6 +63,7 @@ _REGISTRY = {}
 
 
 def register(name, *, family, target_layer=None, input_size=None, in_chans=None,
+             min_input_size=None,
              description=""):
     """Decorator registering an architecture factory under ``name``.
 
@@ -68,7 +73,7 @@ def register(name, *, family, target_layer=None, input_size=None, in_chans=None,
         Unique registry name.
     family : str
         Family name (used to group architectures in reports and tests).
-    target_layer, input_size, in_chans, description
+    target_layer, input_size, in_chans, min_input_size, description
         See :class:`ArchitectureSpec`.
 
     Examples
@@ -89,6 +94,7 @@ def register(name, *, family, target_layer=None, input_size=None, in_chans=None,
             target_layer=target_layer,
             input_size=input_size,
             in_chans=in_chans,
+            min_input_size=min_input_size,
             description=description or (inspect.getdoc(factory) or "").split("\n")[0],
         )
         return factory

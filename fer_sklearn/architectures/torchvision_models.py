@@ -53,7 +53,8 @@ def adapt_torchvision(name, num_classes=7, in_chans=1, stem_stride=None, **kwarg
     return net
 
 
-def _register_torchvision(name, description, stem_stride=None, **options):
+def _register_torchvision(name, description, stem_stride=None, target_layer=None,
+                          min_input_size=None, **options):
     """Register torchvision's ``name`` with explicit, searchable options."""
 
     def factory(num_classes=7, in_chans=1, stem_stride=stem_stride, **kwargs):
@@ -69,15 +70,19 @@ def _register_torchvision(name, description, stem_stride=None, **options):
     params += [inspect.Parameter(k, kw, default=v) for k, v in options.items()]
     factory.__signature__ = inspect.Signature(params)
     factory.__name__ = name
-    register(name, family="torchvision", description=description)(factory)
+    register(name, family="torchvision", description=description, target_layer=target_layer,
+             min_input_size=min_input_size)(factory)
 
 
+# VGG's five max-pools and ConvNeXt's stride-4 stem with three downsamplings
+# need 32 pixels; ConvNeXt's last stage is 1x1 at 48, so Grad-CAM takes the third.
 _register_torchvision("vgg11_bn", "torchvision VGG-11 with BN, 1-channel stem",
-                      dropout=0.5)
+                      min_input_size=32, dropout=0.5)
 _register_torchvision("mobilenet_v3_small",
                       "torchvision MobileNetV3-Small, stride-1 stem (width_mult)",
                       stem_stride=1, width_mult=1.0, dropout=0.2)
 _register_torchvision("efficientnet_b0", "torchvision EfficientNet-B0, stride-1 stem",
                       stem_stride=1, dropout=0.2, stochastic_depth_prob=0.2)
 _register_torchvision("convnext_tiny", "torchvision ConvNeXt-Tiny, 1-channel patchify stem",
+                      target_layer="features.5", min_input_size=32,
                       stochastic_depth_prob=0.1)
