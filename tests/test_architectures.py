@@ -104,7 +104,8 @@ def test_every_grad_cam_layer_keeps_a_spatial_map_at_48_pixels():
         side = spec.input_size or 48
         net = create(name, num_classes=7).eval()
         shapes = []
-        target_layer(net, name).register_forward_hook(lambda m, i, o: shapes.append(o.shape))
+        target_layer(net, name).register_forward_hook(
+            lambda m, i, o, shapes=shapes: shapes.append(o.shape))
         with torch.no_grad():
             net(torch.zeros(1, spec.in_chans or 1, side, side))
         assert min(shapes[0][-2:]) >= 2, (name, shapes[0])
