@@ -1146,6 +1146,10 @@ def _apportion(total, weights):
     return counts
 
 
+SMALL_RESAMPLE = ("n_samples={n_samples} leaves no row for each of the {groups} known groups "
+                  "once the {unknown} rows of the unknown group are kept; ask for more.")
+
+
 def group_balanced_indices(groups, y=None, *, n_samples=None, random_state=0):
     """Row indices of a group-balanced resample of a training set.
 
@@ -1165,7 +1169,8 @@ def group_balanced_indices(groups, y=None, *, n_samples=None, random_state=0):
     y : array-like of shape (n,) or None, default=None
         Labels; balance classes inside each group too.
     n_samples : int or None, default=None
-        Size of the resample before empty cells; default ``n``.
+        Size of the resample before empty cells, the ``unknown`` rows
+        included; default ``n``.
     random_state : int, default=0
 
     Returns
@@ -1176,7 +1181,8 @@ def group_balanced_indices(groups, y=None, *, n_samples=None, random_state=0):
     Raises
     ------
     ValueError
-        When ``groups`` cannot name groups or has fewer than two known groups.
+        When ``groups`` cannot name groups or has fewer than two known groups,
+        or ``n_samples`` leaves no row for each known group.
 
     Examples
     --------
@@ -1195,6 +1201,9 @@ def group_balanced_indices(groups, y=None, *, n_samples=None, random_state=0):
     rng = np.random.default_rng(random_state)
     unknown_rows = np.flatnonzero(labels == UNKNOWN)
     budget = (n if n_samples is None else int(n_samples)) - len(unknown_rows)
+    if budget < len(known):
+        raise ValueError(SMALL_RESAMPLE.format(n_samples=n_samples, unknown=len(unknown_rows),
+                                               groups=len(known)))
     known_mask = labels != UNKNOWN
     per_group = _apportion(budget, np.ones(len(known)))
     if y is None:

@@ -504,6 +504,9 @@ def test_group_balanced_indices_equalise_groups_and_keep_the_class_mix():
 def test_group_balanced_indices_need_two_groups():
     with pytest.raises(ValueError, match="single group"):
         group_balanced_indices(["a"] * 5)
+    # nor may the unknown group's rows, kept once each, take the whole resample
+    with pytest.raises(ValueError, match="n_samples=2 leaves no row for each of the 2 known"):
+        group_balanced_indices(["a", "b", None, None, None, "a", "b"], n_samples=2)
 
 
 # --------------------------------------------------------------------------- #
