@@ -228,10 +228,10 @@ def family(model, X, y, device, peaks):
     best_est = ests[fast]
     combos = {}
     for key, est in ests.items():
+        est.set_params(iterator_valid__batch_size=_PREDICT_BATCH)  # prediction only
         combos[key] = {
             "train_images_per_s": float(np.median(rates[key])),
-            "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2,
-                                                 batch_size=_PREDICT_BATCH),
+            "infer_images_per_s": inference_rate(est, X[:_PREDICT_BATCH], repeats=2),
             "layout_used": "channels_last" if est.channels_last_ else "contiguous",
         }
     rec["combos"] = combos

@@ -16,6 +16,7 @@ from .config import Config
 from .progress import log
 from .stages import ordered_stages
 from .stages.data import load
+from .stages.search import MODEL_FILE_SUFFIXES, check_recipes, save_model
 from .store import (
     UnitStore,
     stop_if_interrupted,
@@ -155,8 +156,6 @@ def run(config: Config, resume=False):
     pathlib.Path
         The run folder.
     """
-    from .stages.search import check_recipes
-
     check_recipes(config)  # a typo fails now, not after the first models have trained
     run_dir = _prepare_run_dir(config, resume)
     # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
@@ -245,8 +244,6 @@ def save_models(ctx):
     """Copy each fitted model into ``RUN_DIR/models/`` that this run (before a
     ``--resume``) has not saved yet; files an earlier run left there, or a save
     cut short, are replaced."""
-    from .stages.search import save_model
-
     folder = ctx.run_dir / "models"
     saved = _saved_models(ctx)
     todo = [m for m in ctx.config.models if m not in saved]
@@ -259,7 +256,7 @@ def save_models(ctx):
 
 
 # Files save_model writes for a model NAME.
-_MODEL_FILE = re.compile(r"^([^.]+)\.(joblib|params\.pt|optimizer\.pt|history\.json)$")
+_MODEL_FILE = re.compile(r"^([^.]+)\.({})$".format("|".join(map(re.escape, MODEL_FILE_SUFFIXES))))
 _EARLIER_UNIT = "earlier-models"
 
 

@@ -19,6 +19,17 @@ FEATURE_MISMATCH = (
 )
 
 
+def check_fitted_images(estimator, images, n_features):
+    """Raise FEATURE_MISMATCH unless ``images`` (from :func:`as_image_array`,
+    with ``n_features`` before padding) match what ``estimator`` was fitted on."""
+    shape = estimator.input_shape_
+    if tuple(images.shape[1:]) != shape or n_features not in (
+            estimator.n_features_in_, int(np.prod(shape))):
+        raise ValueError(FEATURE_MISMATCH.format(
+            got=n_features, name=type(estimator).__name__,
+            expected=estimator.n_features_in_, shape=shape))
+
+
 CHANNELS_LAST = (
     "X of shape {shape} looks channels-last (n, H, W, C), as Keras or PIL stack images; "
     "images are (n, C, H, W) here: pass X.transpose(0, 3, 1, 2)."

@@ -28,25 +28,12 @@ def flops_per_image(estimator):
     return int(counter.get_total_flops())
 
 
-def inference_rate(estimator, X, repeats=1, batch_size=None):
+def inference_rate(estimator, X, repeats=1):
     """Images per second of ``predict_proba`` on ``X`` (after one warm-up batch),
-    in the estimator's prediction batches or, given ``batch_size``, in those."""
+    in the estimator's prediction batches (``iterator_valid__batch_size``)."""
     X = np.asarray(X)
-    key = "iterator_valid__batch_size"  # skorch reads it from the instance's __dict__
-    own = estimator.__dict__.get(key, _UNSET)
-    if batch_size is not None:
-        estimator.__dict__[key] = batch_size
-    try:
-        estimator.predict_proba(X[: min(len(X), 32)])
-        start = time.perf_counter()
-        for _ in range(repeats):
-            estimator.predict_proba(X)
-        return len(X) * repeats / (time.perf_counter() - start)
-    finally:
-        if own is _UNSET:
-            estimator.__dict__.pop(key, None)
-        else:
-            estimator.__dict__[key] = own
-
-
-_UNSET = object()
+    estimator.predict_proba(X[: min(len(X), 32)])
+    start = time.perf_counter()
+    for _ in range(repeats):
+        estimator.predict_proba(X)
+    return len(X) * repeats / (time.perf_counter() - start)

@@ -29,7 +29,7 @@ from skorch.utils import to_tensor
 from torch import nn
 from torch.nn import functional as F
 
-from ._images import FEATURE_MISMATCH, TOO_FEW_SAMPLES, as_image_array
+from ._images import TOO_FEW_SAMPLES, as_image_array, check_fitted_images
 from ._torch_utils import (
     bf16_supported,
     channels_last_safe,
@@ -85,13 +85,11 @@ TOO_SMALL_INPUT = ("{arch} needs images of at least {need}x{need} pixels; this f
 _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 
 
-# What fit records about its data before training: restored when the data is rejected.
-_DATA_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
-               "class_weight_")
-# And what a fit sets before (or while) initialising the network: restored too
-# when initialisation rejects the parameters.
-_FIT_STATE = _DATA_STATE + ("batch_size_", "oom_retries_", "amp_dtype_", "channels_last_",
-                            "callbacks_")
+# What a fit records about its data and sets before (or while) initialising the
+# network: restored when the data or the parameters are rejected.
+_FIT_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
+              "class_weight_", "batch_size_", "oom_retries_", "amp_dtype_", "channels_last_",
+              "callbacks_")
 # Prefixes of options read each time batches are drawn.
 _READ_PER_BATCH = ("iterator_train", "iterator_valid", "dataset", "augment")
 # Parameters the default callbacks are built from (at initialisation).
@@ -391,7 +389,7 @@ class FERClassifier(NeuralNetClassifier):
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
         _check_augment_options(self.get_params_for("augment"))
-        resolve_precision(self.precision, resolve_device(self.device))
+        resolve_device(self.device)  # the precision: initialize(), restored on failure
         self._check_progressive_resize()
 
     def _check_progressive_resize(self):
@@ -635,12 +633,7 @@ class FERClassifier(NeuralNetClassifier):
             self.n_features_in_ = n_features
         else:
             _check_feature_names(self, X, reset=False)
-            if tuple(images.shape[1:]) != self.input_shape_ or (
-                    n_features != self.n_features_in_
-                    and n_features != int(np.prod(self.input_shape_))):
-                raise ValueError(FEATURE_MISMATCH.format(
-                    got=n_features, name=type(self).__name__,
-                    expected=self.n_features_in_, shape=self.input_shape_))
+            check_fitted_images(self, images, n_features)
         return images
 
     def _validate_y(self, y, n, reset):

@@ -466,7 +466,7 @@ def _var_floors(cm, overall, classes, metrics):
         if metric == "log_loss":
             out[metric] = np.zeros_like(n)
             continue
-        m = rows.get(metric, n)
+        m = rows[metric]
         p = float(np.clip(np.nan_to_num(overall[metric]), 0, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             out[metric] = np.where(m > 0, p * (1 - p) / m, np.nan)
@@ -866,8 +866,10 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     floors_overall = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for m in metric_names:
-            share = (rows_g[m] / rows_all[m] if m in rows_g
-                     else point_cm.sum((-2, -1)) / n)
+            if m not in rows_g:  # log loss: no floor
+                floors_overall[m] = floors[m]
+                continue
+            share = rows_g[m] / rows_all[m]
             floors_overall[m] = (1 - share) ** 2 * (floors[m] + floors_rest[m])
 
     group_records = {}

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._images import FEATURE_MISMATCH, as_image_array
+from ._images import as_image_array, check_fitted_images
 
 __all__ = ["Flatten", "PixelScaler", "PixelStandardizer", "Resize", "ToChannels", "Unflatten"]
 
@@ -31,11 +31,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
     def transform(self, X):
         check_is_fitted(self, "input_shape_")
         images, n_features = as_image_array(X, estimator=self, return_n_features=True)
-        if tuple(images.shape[1:]) != self.input_shape_ or n_features not in (
-                self.n_features_in_, int(np.prod(self.input_shape_))):
-            raise ValueError(FEATURE_MISMATCH.format(
-                got=n_features, name=type(self).__name__, expected=self.n_features_in_,
-                shape=self.input_shape_))
+        check_fitted_images(self, images, n_features)
         return self._transform(images, n_features)
 
     def __sklearn_tags__(self):

@@ -83,8 +83,8 @@ def test_inference_rate_predicts_in_the_batches_it_is_given(faces):
                         random_state=0).fit(X, y)
     sizes = []
     hook = clf.module_.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
-    inference_rate(clf, X, batch_size=48)
-    assert sizes[-1] == 48  # one batch of 48, not six of 8
     inference_rate(clf, X)
-    assert sizes[-1] == 8 and "iterator_valid__batch_size" not in clf.__dict__
+    assert sizes[-1] == 8
+    inference_rate(clf.set_params(iterator_valid__batch_size=48), X)
+    assert sizes[-1] == 48  # one batch of 48, not six of 8
     hook.remove()

@@ -245,6 +245,13 @@ def search_stage(ctx):
     return out
 
 
+# skorch's save_params files of a saved model, by argument; with NAME.joblib,
+# every file save_model writes.
+_PARAMS_FILES = {"f_params": "params.pt", "f_optimizer": "optimizer.pt",
+                 "f_history": "history.json"}
+MODEL_FILE_SUFFIXES = ("joblib", *_PARAMS_FILES.values())
+
+
 def save_model(est, folder, name):
     """Write ``est`` as ``NAME.joblib`` plus skorch's ``save_params`` files.
 
@@ -258,7 +265,6 @@ def save_model(est, folder, name):
 
     with atomic_path(Path(folder) / f"{name}.joblib") as tmp:
         joblib.dump(est, tmp)
-    files = {"f_params": "params.pt", "f_optimizer": "optimizer.pt", "f_history": "history.json"}
-    for arg, suffix in files.items():
+    for arg, suffix in _PARAMS_FILES.items():
         with atomic_path(Path(folder) / f"{name}.{suffix}") as tmp:
             est.save_params(**{arg: str(tmp)})
