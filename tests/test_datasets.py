@@ -500,6 +500,12 @@ def test_fer2013_zip_kind_is_told_by_its_members(tmp_path):
         zf.writestr("__MACOSX/._fer2013.csv", b"\x00\x05\x16\x07")
     assert _zip_holds_csv(mac)
     assert len(load_fer2013_csv(mac).data) == 3
+    windows = tmp_path / "windows.zip"  # backslash-separated names, as some tools write
+    with zipfile.ZipFile(windows, "w") as zf:
+        zf.write(text, "data\\fer2013.csv")
+        zf.writestr("__MACOSX\\data\\._fer2013.csv", b"\x00\x05\x16\x07")
+    assert _zip_holds_csv(windows)
+    assert len(load_fer2013_csv(windows).data) == 3
     two = tmp_path / "two.zip"
     with zipfile.ZipFile(two, "w") as zf:
         zf.write(text, "a.csv")
@@ -545,6 +551,8 @@ def test_a_labels_or_attribute_csv_that_is_no_csv_is_named(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="Cannot read .*empty.csv as CSV"):
         load_labels_csv(empty)
+    with pytest.raises(ValueError, match=f"Cannot read {png} as CSV"):
+        load_fer2013_csv(png, cache=False)
     archive = tmp_path / "images.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for k in range(500):

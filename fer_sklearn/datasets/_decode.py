@@ -147,7 +147,13 @@ def read_csv_or_explain(path, **kwargs):
     try:
         return pd.read_csv(path, **kwargs)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc) or type(exc).__name__
-        if len(reason) > 300:
-            reason = reason[:300] + " ..."
-        raise ValueError(UNREADABLE_CSV.format(path=path, reason=reason)) from exc
+        raise unreadable_csv(path, exc) from exc
+
+
+def unreadable_csv(path, exc):
+    """The ValueError saying that ``path`` cannot be read as CSV, with the
+    reason ``exc`` cut short."""
+    reason = str(exc) or type(exc).__name__
+    if len(reason) > 300:
+        reason = reason[:300] + " ..."
+    return ValueError(UNREADABLE_CSV.format(path=path, reason=reason))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, UNREADABLE_CSV, to_size
+from ._decode import IMAGE_EXTENSIONS, to_size, unreadable_csv
 from ._labels import EMOTIONS, canonical_split
 from .image_folder import MISSING_PATH, _is_hidden
 
@@ -47,8 +47,9 @@ def zip_members(path):
 
 
 def _members(zf):
-    names = [n for n in zf.namelist()
-             if not n.endswith("/") and not _is_hidden(PurePosixPath(n).parts)]
+    # Names as stored (to open them); some Windows tools separate with backslashes.
+    names = [n for n in zf.namelist() if not n.endswith(("/", "\\"))
+             and not _is_hidden(PurePosixPath(n.replace("\\", "/")).parts)]
     return ([n for n in names if n.lower().endswith(".csv")],
             [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
 
@@ -69,7 +70,7 @@ def _parse(path):
         df = _read_table(path)
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError,
             zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
-        raise ValueError(UNREADABLE_CSV.format(path=path, reason=exc)) from exc
+        raise unreadable_csv(path, exc) from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("emotion", "pixels") if c not in df.columns]
     if missing:
