@@ -16,8 +16,6 @@ from benchmark.__main__ import main
 from fer_sklearn import CNNClassifier
 from fer_sklearn.datasets import make_synthetic_faces
 
-from .conftest import FER_ZIP
-
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
@@ -61,13 +59,11 @@ def test_the_cuda_path_trains_in_bf16_where_the_gpu_runs_it():
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_the_full_profile_cnn_learns_fer2013_on_cuda_in_minutes(tmp_path):
-    if not FER_ZIP.is_file():
-        pytest.skip(f"real FER2013 data not found at {FER_ZIP}")
+def test_the_full_profile_cnn_learns_fer2013_on_cuda_in_minutes(fer_zip, tmp_path):
     config = tmp_path / "gpu-check.toml"
     config.write_text(GPU_CHECK_TOML.format(budget=240))
     start = time.perf_counter()
-    assert main(["run", "--dataset", f"fer2013:{FER_ZIP}", "--profile", "full",
+    assert main(["run", "--dataset", f"fer2013:{fer_zip}", "--profile", "full",
                  "--device", "cuda", "--config", str(config), "--out", str(tmp_path),
                  "--name", "gpu-check"]) == 0
     minutes = (time.perf_counter() - start) / 60
