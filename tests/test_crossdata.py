@@ -396,7 +396,7 @@ def test_models_section_says_when_a_fit_overran_its_budget():
     assert ("the fit shortened its schedule to 8 epochs to end within the budget"
             in _models(results))
     plan["epochs_trained"] = 12
-    assert ("the fit lengthened its schedule to 12 epochs to end within the budget"
+    assert ("the fit lengthened its schedule to 12 epochs to use the budget"
             in _models(results))
     plan["epochs_trained"] = 8
     assert "longer than its budget" not in _models(results)

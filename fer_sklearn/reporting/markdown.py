@@ -221,10 +221,11 @@ def _models(results):
             budget, took = s["time_budget"]["budget_s"], s.get("refit_time", 0)
             trained = s["time_budget"].get("epochs_trained", s["time_budget"]["epochs"])
             if trained != s["time_budget"]["epochs"]:
-                change = "shortened" if trained < s["time_budget"]["epochs"] else "lengthened"
+                shortened = trained < s["time_budget"]["epochs"]
+                change, aim = ("shortened", "end within") if shortened else ("lengthened", "use")
                 text += [f"Re-planning after each epoch from the epochs' measured times, "
-                         f"the fit {change} its schedule to {trained} epochs to end within "
-                         "the budget.", ""]
+                         f"the fit {change} its schedule to {trained} epochs to {aim} the "
+                         "budget.", ""]
             if took > 1.02 * budget:
                 why = ("it re-plans after every epoch, and its last epochs ran slower than "
                        "the ones before them" if "epochs_trained" in s["time_budget"] else
