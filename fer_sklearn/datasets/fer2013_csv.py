@@ -14,7 +14,7 @@ from ._bunch import make_bunch
 from ._cache import load_or_build
 from ._decode import IMAGE_EXTENSIONS, to_size, unreadable_csv
 from ._labels import EMOTIONS, canonical_split
-from .image_folder import MISSING_PATH, _is_hidden
+from .image_folder import MISSING_PATH, _is_hidden, _member_path
 
 MISSING_COLUMNS = (
     "{path} lacks column(s) {missing}; a FER2013 CSV has 'emotion,pixels,Usage' "
@@ -47,9 +47,9 @@ def zip_members(path):
 
 
 def _members(zf):
-    # Names as stored (to open them); some Windows tools separate with backslashes.
-    names = [n for n in zf.namelist() if not n.endswith(("/", "\\"))
-             and not _is_hidden(PurePosixPath(n.replace("\\", "/")).parts)]
+    # Names as stored, to open them.
+    names = [n for n in zf.namelist() if not _member_path(n).endswith("/")
+             and not _is_hidden(PurePosixPath(_member_path(n)).parts)]
     return ([n for n in names if n.lower().endswith(".csv")],
             [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
 

@@ -33,6 +33,11 @@ def _is_hidden(parts):
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
+def _member_path(name):
+    """A zip member's name as a posix path: some Windows tools write backslashes."""
+    return name.replace("\\", "/")
+
+
 def _empty_folders(folders, files):
     """Folders (relative posix paths) with no file anywhere below them."""
     full = set()
@@ -53,11 +58,10 @@ def _list_entries(path):
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
-        # Some Windows tools write member names with backslashes.
-        members = sorted((i.filename.replace("\\", "/"), i.filename)
+        members = sorted((_member_path(i.filename), i.filename)
                          for i in infos if not i.is_dir())
         names = [rel for rel, _ in members]
-        empty = _empty_folders([i.filename.replace("\\", "/").rstrip("/")
+        empty = _empty_folders([_member_path(i.filename).rstrip("/")
                                 for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
