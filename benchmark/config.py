@@ -443,11 +443,15 @@ def _validate(values):
         problems.append(BAD_VALUE.format(key="save_models", expected="true or false",
                                          value=values.get("save_models")))
     problems += _validate_fairness(values)
-    max_train = values.get("max_train")
-    if max_train is not None and (not isinstance(max_train, int) or max_train < 10):
-        problems.append(BAD_VALUE.format(key="max_train", expected="None or an integer >= 10",
-                                         value=max_train))
+    problems += _max_train_problems("max_train", values.get("max_train"))
     return problems
+
+
+def _max_train_problems(key, cap):
+    """A training-set cap is None or an integer >= 10."""
+    if cap is None or (isinstance(cap, int) and cap >= 10):  # a bool is below 10
+        return []
+    return [BAD_VALUE.format(key=key, expected="None or an integer >= 10", value=cap)]
 
 
 def _is_list_of_str(value):
@@ -485,10 +489,7 @@ def _validate_recipes(recipes, valid_models):
                 problems.append(BAD_VALUE.format(
                     key=f"recipes.{model}.{part}",
                     expected=f"a table, e.g. [recipes.{model}.{part}]", value=recipe[part]))
-        cap = recipe.get("max_train")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 10):
-            problems.append(BAD_VALUE.format(key=f"recipes.{model}.max_train",
-                                             expected="None or an integer >= 10", value=cap))
+        problems += _max_train_problems(f"recipes.{model}.max_train", recipe.get("max_train"))
         holdout = recipe.get("holdout")
         if holdout is not None and (isinstance(holdout, bool) or not isinstance(
                 holdout, (int, float)) or not 0 < holdout < 0.5):

@@ -30,7 +30,6 @@ def _distributed():
 
 NO_SCHEDULER = ("cannot reach the Dask scheduler {scheduler}: {reason} Is it running, and is "
                 "the address (tcp://HOST:PORT) right?")
-_CONNECT_TIMEOUT_S = 30
 
 
 @contextlib.contextmanager
@@ -41,8 +40,8 @@ def dask_client(scheduler=None, n_workers=None):
     if scheduler:
         log(f"dask: connecting to {scheduler}")
         try:
-            client = distributed.Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:  # the latter: 3.10
+            client = distributed.Client(scheduler)  # dask's connect timeout, 30 s by default
+        except (OSError, asyncio.TimeoutError) as exc:  # the latter: 3.10 (OSError holds TimeoutError)
             raise ValueError(NO_SCHEDULER.format(scheduler=scheduler, reason=exc)) from exc
         with client:
             yield client

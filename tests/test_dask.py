@@ -81,12 +81,12 @@ def test_backend_and_scheduler_are_validated(tmp_path):
     assert config.backend == "dask" and config.scheduler is None and config.n_jobs == 1
 
 
-def test_an_unreachable_scheduler_is_named(tmp_path, monkeypatch):
-    from benchmark import parallel
-
+def test_an_unreachable_scheduler_is_named(tmp_path):
     pytest.importorskip("distributed")
-    monkeypatch.setattr(parallel, "_CONNECT_TIMEOUT_S", 1)
+    import dask
+
     config = _config(tmp_path, backend="dask", scheduler="tcp://127.0.0.1:1")
-    with pytest.raises(ValueError, match="cannot reach the Dask scheduler tcp://127.0.0.1:1"):
-        with cluster_for(config):
-            pass
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ValueError, match="cannot reach the Dask scheduler tcp://127.0.0.1:1"):
+            with cluster_for(config):
+                pass

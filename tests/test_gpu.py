@@ -14,6 +14,7 @@ import torch
 
 from benchmark.__main__ import main
 from fer_sklearn import CNNClassifier
+from fer_sklearn._torch_utils import bf16_supported
 from fer_sklearn.datasets import make_synthetic_faces
 
 pytestmark = [
@@ -44,8 +45,7 @@ def test_the_cuda_path_trains_in_bf16_where_the_gpu_runs_it():
     clf.fit(X[:3000], y[:3000])
     seconds = time.perf_counter() - start
     assert next(clf.module_.parameters()).device.type == "cuda"
-    ampere = torch.cuda.get_device_capability()[0] >= 8
-    assert clf.amp_dtype_ == (torch.bfloat16 if ampere else None)
+    assert clf.amp_dtype_ == (torch.bfloat16 if bf16_supported("cuda") else None)
     accuracy = clf.score(X[3000:], y[3000:])
     print(f"\n{torch.cuda.get_device_name()}: 8 epochs on 3000 synthetic faces in "
           f"{seconds:.1f} s ({8 * 3000 / seconds:.0f} images/s, first epoch included), "

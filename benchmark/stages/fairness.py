@@ -322,8 +322,7 @@ def _named_worse(f):
     or the higher side of a significant log-loss gap."""
     if f["note"]:
         return set()
-    named = {g for g, rec in f["groups"].items()
-             if rec["vs_rest"].get("accuracy", {}).get("worse")}
+    named = _worse_than_rest(f)
     gaps, significant, (_, gap) = _headline_gaps(f)
     if significant:
         named.add(gap["difference"]["between_groups"]["groups"][1])
@@ -331,10 +330,22 @@ def _named_worse(f):
         farthest = _farthest_from_overall(f, gaps)
         if farthest is not None and farthest[2] < farthest[3]:
             named.add(farthest[1])
-    loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
-    if loss and loss.get("significant"):
+    loss = _significant_loss_gap(f)
+    if loss:
         named.add(loss["groups"][0])
     return named
+
+
+def _worse_than_rest(f):
+    """Groups significantly below the rest of the test set on accuracy."""
+    return {g for g, rec in f["groups"].items()
+            if rec["vs_rest"].get("accuracy", {}).get("worse")}
+
+
+def _significant_loss_gap(f):
+    """The between-group log-loss gap, where it is significant; else None."""
+    loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
+    return loss if loss and loss.get("significant") else None
 
 
 def _model_sentence(model, f):
@@ -360,8 +371,8 @@ def _model_sentence(model, f):
             text += (f" `{lo}` is also significantly below the rest of the test set on "
                      f"{_NAMES[metric]} ({100 * vs['value']:.1f} pp).")
     # The other measures of the table below, where their gap is significant.
-    loss = (f["gaps"].get("log_loss") or {}).get("difference", {}).get("between_groups")
-    if loss and loss.get("significant"):
+    loss = _significant_loss_gap(f)
+    if loss:
         worse, better = loss["groups"]
         text += (f" The log loss is significantly higher for `{worse}` than for `{better}` "
                  f"(by {loss['value']:.3f}).")
@@ -419,20 +430,14 @@ def _representation_sentence(group, rec, equal_share):
 
 def _feature_findings(stage, feature, models):
     lines = [_model_sentence(m, stage["models"][m]["features"][feature]) for m in models]
-    judged_worse = None
-    for m in models:
-        f = stage["models"][m]["features"][feature]
-        worse = {g for g, rec in f["groups"].items()
-                 if rec["vs_rest"].get("accuracy", {}).get("worse")}
-        judged_worse = worse if judged_worse is None else judged_worse & worse
+    features = [stage["models"][m]["features"][feature] for m in models]
+    judged_worse = set.intersection(*(_worse_than_rest(f) for f in features))
     if judged_worse and len(models) > 1:
         names = ", ".join(f"`{g}`" for g in sorted(judged_worse))
         lines.append(f"{names} {'is' if len(judged_worse) == 1 else 'are'} significantly "
                      "below the rest of the test set on accuracy for every model.")
-    flagged = set()
-    for m in models:
-        flagged |= _named_worse(stage["models"][m]["features"][feature])
-    f = stage["models"][models[0]]["features"][feature]
+    flagged = set().union(*(_named_worse(f) for f in features))
+    f = features[0]
     for g in [g for g in f["order"] if g in flagged]:
         sentence = _representation_sentence(g, f["groups"][g], f.get("equal_share"))
         if sentence:
