@@ -437,11 +437,10 @@ class FERClassifier(NeuralNetClassifier):
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         in_chans = getattr(self, "input_shape_", (1,))[0]
-        if self.module is None:
-            self._check_input_size()
         if self.module is not None:
             module = self.initialized_instance(self.module, kwargs)
         else:
+            self._check_input_size()
             module = create(self.architecture, num_classes=self._n_classes(),
                             in_chans=in_chans, **kwargs)
         # channels_last_ is the layout in use: the requested one where it is safe.

@@ -125,12 +125,17 @@ class ToChannels(_ImageTransformer):
         return np.repeat(gray, self.n_channels, axis=1)
 
 
+def _rows(images, n_features):
+    """Flat rows of the images' own ``n_features`` values (as_image_array pads a
+    row of non-square length to a square image)."""
+    return images.reshape(len(images), -1)[:, :n_features]
+
+
 class Flatten(_ImageTransformer):
     """Images to flat rows ``(n, C*H*W)``, for tabular sklearn models."""
 
     def _transform(self, images, n_features):
-        # flat rows of a non-square length stay as they were (no padding)
-        return images.reshape(len(images), -1)[:, :n_features]
+        return _rows(images, n_features)
 
 
 class Unflatten(_ImageTransformer):
@@ -154,5 +159,4 @@ class Unflatten(_ImageTransformer):
                 f"shape={shape} holds {int(np.prod(shape))} values per image, but X "
                 f"rows hold {n_features}."
             )
-        # the rows' own values: as_image_array pads a non-square length
-        return images.reshape(len(images), -1)[:, :n_features].reshape(len(images), *shape)
+        return _rows(images, n_features).reshape(len(images), *shape)

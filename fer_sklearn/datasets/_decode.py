@@ -90,13 +90,17 @@ def decode_image(raw, size, counts):
         raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
+# What reading a zip (or a file) can raise: RuntimeError for an encrypted
+# member, NotImplementedError for an unknown compression.
+ZIP_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError)
+
+
 def _read(read):
     """The file's bytes; a file that cannot be read (a damaged zip member, a
     vanished file) is reported like an undecodable one."""
     try:
         return read()
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
-            NotImplementedError) as exc:  # also an encrypted or oddly compressed member
+    except (*ZIP_READ_ERRORS, zlib.error) as exc:
         raise ValueError(f"cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 

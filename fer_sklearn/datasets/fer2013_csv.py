@@ -12,7 +12,7 @@ from PIL import Image
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, to_size, unreadable_csv
+from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, to_size, unreadable_csv
 from ._labels import EMOTIONS, canonical_split
 from .image_folder import MISSING_PATH, _is_hidden, _member_path
 
@@ -68,8 +68,7 @@ def _read_table(path):
 def _parse(path):
     try:
         df = _read_table(path)
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError,
-            zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+    except (*ZIP_READ_ERRORS, ValueError) as exc:  # ValueError: pandas' parse errors too
         raise unreadable_csv(path, exc) from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in ("emotion", "pixels") if c not in df.columns]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, check_on_error, decode_all
+from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, check_on_error, decode_all
 from ._labels import canonical_label, canonical_split, map_labels
 from ._walk import walk
 
@@ -64,8 +64,7 @@ def _list_entries(path):
         empty = _empty_folders([_member_path(i.filename).rstrip("/")
                                 for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
-        # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
+    except ZIP_READ_ERRORS as exc:
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
     if bad is not None:
         zf.close()

@@ -47,7 +47,8 @@ def _resolve(paths, base, root):
     """Absolute paths: replace their common folder by ``root``; relative: from base.
     Surrounding spaces are dropped and backslashes read as folder separators."""
     paths = [str(p).strip().replace("\\", "/") for p in paths]
-    absolute = [p for p in paths if _is_absolute(p)]
+    flags = [_is_absolute(p) for p in paths]
+    absolute = [p for p, a in zip(paths, flags) if a]
     prefix = None
     if absolute:
         try:
@@ -55,8 +56,8 @@ def _resolve(paths, base, root):
         except ValueError:  # POSIX and Windows paths mixed: nothing to re-root by
             prefix = None
     out = []
-    for p in paths:
-        if _is_absolute(p):
+    for p, a in zip(paths, flags):
+        if a:
             if root is not None and prefix is not None and not Path(p).exists():
                 out.append(Path(root) / os.path.relpath(p, prefix))
             else:
