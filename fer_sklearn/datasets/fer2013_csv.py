@@ -48,8 +48,8 @@ def zip_members(path):
 
 def _members(zf):
     # Names as stored, to open them.
-    names = [n for n in zf.namelist() if not _member_path(n).endswith("/")
-             and not _is_hidden(PurePosixPath(_member_path(n)).parts)]
+    names = [n for n in zf.namelist() if not (path := _member_path(n)).endswith("/")
+             and not _is_hidden(PurePosixPath(path).parts)]
     return ([n for n in names if n.lower().endswith(".csv")],
             [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
 
