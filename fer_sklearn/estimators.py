@@ -315,14 +315,18 @@ class FERClassifier(NeuralNetClassifier):
         if "device" in kwargs:
             resolve_device(kwargs["device"])
         _check_augment_options(k[len("augment__"):] for k in kwargs if k.startswith("augment__"))
-        # Options read when batches are drawn need no rebuild (skorch refuses them
-        # on an initialised net): they are set as they are.
-        for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH and "__" in k]:
-            setattr(self, key, kwargs.pop(key))
-        if "device" in kwargs:
-            super().set_params(device=kwargs.pop("device"))
-        with self._resolved_device():
-            super().set_params(**kwargs)
+        # A rebuild that fails (a bad module__ option, say) leaves every
+        # parameter as it was: the fitted parts were not replaced either.
+        before = {k: self.__dict__[k] for k in kwargs if k in self.__dict__}
+        try:
+            self._set_initialized_params(dict(kwargs))
+        except Exception:
+            for key in kwargs:
+                if key in before:
+                    self.__dict__[key] = before[key]
+                else:
+                    self.__dict__.pop(key, None)
+            raise
         if "batch_size" in kwargs and hasattr(self, "batch_size_"):
             # The next fit call, partial_fit included, trains in the new batches.
             self.batch_size_, self.oom_retries_ = kwargs["batch_size"], []
@@ -331,6 +335,16 @@ class FERClassifier(NeuralNetClassifier):
             # them, so that a partial_fit or warm_start fit uses the new values too.
             self.initialize_callbacks()
         return self
+
+    def _set_initialized_params(self, kwargs):
+        # Options read when batches are drawn need no rebuild (skorch refuses them
+        # on an initialised net): they are set as they are.
+        for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH and "__" in k]:
+            setattr(self, key, kwargs.pop(key))
+        if "device" in kwargs:
+            super().set_params(device=kwargs.pop("device"))
+        with self._resolved_device():
+            super().set_params(**kwargs)
 
     def __setstate__(self, state):
         # Models pickled before these parameters existed still refit.

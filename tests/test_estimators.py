@@ -623,6 +623,22 @@ def test_options_of_a_fitted_model_can_change_with_device_auto(faces):
     assert clf.fit(X, y).predict(X[:3]).shape == (3,)
 
 
+def test_a_network_option_the_rebuild_rejects_leaves_every_parameter_as_it_was(faces):
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    for bad in ({"module__width": -3}, {"module__widht": 3},
+                {"module__depth": 0, "module__dropout": 0.1, "lr": 0.5, "device": "cpu"}):
+        with pytest.raises(ValueError, match="width|depth"):
+            clf.set_params(**bad)
+        params = clf.get_params()
+        assert params["module__width"] == 4 and params["module__depth"] == 2
+        assert "module__widht" not in params and "module__dropout" not in params
+        assert params["lr"] == 0.001 and params["device"] == "auto"
+        np.testing.assert_allclose(clf.predict_proba(X), expected)
+    assert clf.fit(X, y).module_.features[0][0][0].out_channels == 4
+
+
 def test_a_rejected_refit_keeps_the_earlier_fit(faces):
     X, y = faces
     clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
