@@ -2,6 +2,7 @@ import bz2
 import gzip
 import lzma
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import fer_sklearn.datasets
 from fer_sklearn.datasets import (
     EMOTIONS,
     attach_attributes,
@@ -560,6 +562,8 @@ def test_a_labels_or_attribute_csv_that_is_no_csv_is_named(tmp_path):
     with pytest.raises(ValueError, match="is a zip archive, not a labels CSV") as info:
         load_labels_csv(archive)
     assert len(str(info.value)) < 500
+    named = re.findall(r"load_\w+", str(info.value))
+    assert named and all(hasattr(fer_sklearn.datasets, name) for name in named)
     bunch = load_image_folder(tmp_path / "d")
     with pytest.raises(ValueError, match=f"Cannot read {png} as CSV"):
         attach_attributes(bunch, png)

@@ -32,8 +32,8 @@ CSV_IS_A_FOLDER = (
 )
 CSV_IS_A_ZIP = (
     "{path} is a zip archive, not a labels CSV. For a zip of images use load_image_folder "
-    "(in the benchmark: --dataset folder:{path}); for a zipped FER2013 CSV, load_fer2013 "
-    "(--dataset fer2013:{path})."
+    "(in the benchmark: --dataset folder:{path}); for a zipped FER2013 CSV, "
+    "load_fer2013_csv (--dataset fer2013:{path})."
 )
 
 
