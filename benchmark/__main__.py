@@ -5,6 +5,9 @@ import sys
 
 from . import cli
 
+ROOT_HELP = ("for csv:PATH: folder its relative image paths are read from and absolute "
+             "ones recorded on another machine are re-rooted to (default: the CSV's folder)")
+
 
 def _models(text):
     return [m.strip() for m in text.split(",") if m.strip()]
@@ -24,6 +27,8 @@ def build_parser():
                     "synthetic faces, CNN vs ResNet vs DenseNet, quick profile.")
     run.add_argument("--dataset", help="synthetic (default), fer2013:PATH (fer2013.csv or the "
                      "Kaggle JPEG layout, folder or zip), folder:PATH, csv:PATH (image_path,label)")
+    run.add_argument("--dataset-root", dest="dataset_root", metavar="DIR",
+                     help=ROOT_HELP)
     run.add_argument("--attributes", help=("CSV of sensitive attributes joined on its `path` "
                                             "column (image paths) or, for the FER2013 CSV, its "
                                             "`row` column (data row numbers, from 0)"))
@@ -59,6 +64,7 @@ def build_parser():
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--dataset", required=True,
                           help="folder:PATH, csv:PATH, fer2013:PATH or synthetic")
+    evaluate.add_argument("--dataset-root", dest="dataset_root", metavar="DIR", help=ROOT_HELP)
     evaluate.add_argument("--attributes", help=("CSV of group attributes of that dataset, "
                                                  "joined as in `run`"))
     evaluate.add_argument("--label", help="section name (default: the dataset's file name)")

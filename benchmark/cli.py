@@ -86,8 +86,8 @@ def cmd_perf(args):
 def cmd_evaluate(args):
     from .crossdata import evaluate_run
 
-    evaluate_run(args.run_dir, args.dataset, attributes=args.attributes, label=args.label,
-                 tta=args.tta)
+    evaluate_run(args.run_dir, args.dataset, dataset_root=args.dataset_root,
+                 attributes=args.attributes, label=args.label, tta=args.tta)
     return 0
 
 

@@ -32,6 +32,10 @@ BAD_DATASET = (
     "dataset {value!r} is not one of synthetic, fer2013:PATH, folder:PATH, csv:PATH "
     "(e.g. fer2013:data/fer2013.csv or folder:faces/).{hint}"
 )
+ROOT_NOT_CSV = (
+    "dataset_root {root!r} only applies to a labels CSV (csv:PATH), not to a {kind} "
+    "dataset, whose image paths are its own."
+)
 
 DATASET_KINDS = ("synthetic", "fer2013", "folder", "csv")
 _EXPLAIN_METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion", "shap")
@@ -192,6 +196,10 @@ class Config:
     ----------
     dataset : str
         ``synthetic``, ``fer2013:PATH``, ``folder:PATH`` or ``csv:PATH``.
+    dataset_root : str or None
+        For ``csv:PATH``: the folder its relative image paths are read
+        from, and that absolute paths recorded on another machine (such as
+        ``/content/drive/...``) are re-rooted to; None: the CSV's folder.
     attributes : str or None
         CSV of sensitive attributes joined on the image path.
     attributes_note : str or None
@@ -274,6 +282,7 @@ class Config:
     """
 
     dataset: str = "synthetic"
+    dataset_root: str = None
     attributes: str = None
     attributes_note: str = None
     models: list = field(default_factory=list)
@@ -387,6 +396,11 @@ def _validate(values):
     if kind not in DATASET_KINDS or (kind != "synthetic" and ":" not in values["dataset"]):
         problems.append(BAD_DATASET.format(value=values.get("dataset"),
                                            hint=_did_you_mean(kind, DATASET_KINDS)))
+    elif values.get("dataset_root") is not None and kind != "csv":
+        problems.append(ROOT_NOT_CSV.format(root=values["dataset_root"], kind=kind))
+    elif not isinstance(values.get("dataset_root"), (str, type(None))):
+        problems.append(BAD_VALUE.format(key="dataset_root", expected="a folder path",
+                                         value=values["dataset_root"]))
     valid_models = list_architectures()
     models = values.get("models")
     if not _is_list_of_str(models) or not models:

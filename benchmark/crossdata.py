@@ -95,7 +95,7 @@ def _group_accuracy(y, pred, groups, min_size, n_boot, seed):
     return rows
 
 
-def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
+def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, dataset_root=None):
     """Score the saved models of ``run_dir`` on ``dataset``; update its results and report.
 
     Parameters
@@ -110,6 +110,9 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
         Name of the section; default: the dataset's file or folder name.
     tta : str or None
         Test-time views; default: the run's own setting.
+    dataset_root : str or None
+        For ``csv:PATH``: the folder its image paths are read from or
+        re-rooted to (see :class:`~benchmark.config.Config`).
 
     Returns
     -------
@@ -128,8 +131,8 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None):
     fresh = (str(dataset).split(":", 1)[0] == "synthetic"
              and str(config["dataset"]).split(":", 1)[0] == "synthetic")
     synthetic = _fresh_synthetic(config) if fresh else None
-    other = resolve_config(dataset=dataset, attributes=attributes, models=config["models"],
-                           seed=config["seed"], synthetic=synthetic)
+    other = resolve_config(dataset=dataset, dataset_root=dataset_root, attributes=attributes,
+                           models=config["models"], seed=config["seed"], synthetic=synthetic)
     label = label or _default_label(other)
     tta = tta or config.get("tta", "none")
     if tta in (True, False):

@@ -12,6 +12,7 @@ import pytest
 
 from benchmark.__main__ import main
 from benchmark.config import PROFILES, resolve_config
+from benchmark.stages.data import _load_bunch
 from benchmark.stages.evaluate import _views
 from fer_sklearn import FERClassifier
 from fer_sklearn.datasets._labels import map_labels
@@ -109,6 +110,34 @@ def _posed_set(folder, tmp_path):
             shutil.copy(first, folder / "images" / f"contempt{i}.png")
             writer.writerow([f"images/contempt{i}.png", "contemptuous"])
     return folder
+
+
+def test_a_labels_csv_recorded_on_another_machine_is_rerooted_by_dataset_root(
+        fer_run, tmp_path, capsys):
+    posed = _posed_set(tmp_path / "posed", tmp_path)
+    with open(posed / "labels.csv", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    moved = tmp_path / "moved.csv"
+    with open(moved, "w", newline="") as fh:
+        csv.writer(fh).writerows([header] + [["/content/drive/MyDrive/posed/" + path, *rest]
+                                             for path, *rest in rows])
+    args = ["evaluate", str(fer_run), "--dataset", f"csv:{moved}", "--label", "moved"]
+    assert main(args) == 2
+    assert "--dataset-root" in capsys.readouterr().err
+    assert main(args + ["--dataset-root", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere (the folder the image paths of" in capsys.readouterr().err
+    assert main(args + ["--dataset-root", str(posed / "images")]) == 0
+    entry = _results(fer_run)["cross_dataset"]["moved"]
+    assert entry["dropped_classes"] == {"contempt": 5} and entry["n"] == len(rows) - 5
+    # the run's own dataset re-roots the same way
+    config = resolve_config(dataset=f"csv:{moved}", dataset_root=str(posed / "images"),
+                            models=["cnn"])
+    assert len(_load_bunch(config).target) == len(rows)
+    # and only a labels CSV takes a root
+    with pytest.raises(ValueError, match="dataset_root .* only applies to a labels CSV"):
+        resolve_config(dataset="synthetic", dataset_root=str(posed))
+    assert main(["run", "--dataset", f"folder:{posed}", "--dataset-root", str(posed)]) == 2
+    assert "not to a folder dataset" in capsys.readouterr().err
 
 
 def test_export_refuses_to_drop_a_class_it_does_not_know(tmp_path, capsys):

@@ -67,7 +67,7 @@ def _load_bunch(config):
         return load_image_folder(path)
     if kind == "folder":
         return load_image_folder(path)
-    return load_labels_csv(path)
+    return load_labels_csv(path, root=config.dataset_root)
 
 
 def _zip_holds_csv(path):

@@ -23,7 +23,11 @@ MISSING_IMAGES = (
 )
 REROOT_HINT = (
     "Absolute paths recorded on another machine are re-rooted by passing "
-    "root=<folder that holds what {prefix} held>. "
+    "root=<folder that holds what {prefix} held> (in the benchmark: --dataset-root). "
+)
+MISSING_ROOT = (
+    "root {root} (the folder the image paths of {path} are read from) is not a folder "
+    "that exists."
 )
 CSV_IS_A_FOLDER = (
     "{path} is a folder, not a labels CSV. For a folder of images "
@@ -139,7 +143,8 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     Raises
     ------
     FileNotFoundError
-        The CSV, or (with ``on_error="raise"``) a listed image, does not exist.
+        The CSV or ``root``, or (with ``on_error="raise"``) a listed image,
+        does not exist.
     ValueError
         ``path`` is a folder, a column is missing, a label is unknown or an
         image cannot be decoded.
@@ -154,8 +159,11 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
         raise ValueError(CSV_IS_A_FOLDER.format(path=path))
     if not path.is_file():
         raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
+    root = None if root is None else Path(root).expanduser()
+    if root is not None and not root.is_dir():
+        raise FileNotFoundError(MISSING_ROOT.format(root=root, path=path))
     table = _table(path, root)
-    resolved_root = None if root is None else str(Path(root).resolve())
+    resolved_root = None if root is None else str(root.resolve())
     data, target, frame, report, hit = load_or_build(
         "labels_csv", path, {"root": resolved_root, "size": size, "on_error": on_error},
         cache, lambda: _read(path, root, on_error, size, table), files=table[2])
