@@ -32,6 +32,8 @@ BAD_DATASET = (
     "dataset {value!r} is not one of synthetic, fer2013:PATH, folder:PATH, csv:PATH "
     "(e.g. fer2013:data/fer2013.csv or folder:faces/).{hint}"
 )
+SCHEDULER_WITHOUT_DASK = ("scheduler {scheduler!r} only applies with backend 'dask' "
+                          "(--backend dask).")
 ROOT_NOT_CSV = (
     "dataset_root {root!r} only applies to a labels CSV (csv:PATH), not to a {kind} "
     "dataset, whose image paths are its own."
@@ -446,7 +448,7 @@ def _validate(values):
                                                                 ("loky", "dask")),
                                              valid="loky, dask"))
     elif values.get("scheduler") and values["backend"] != "dask":
-        problems.append(f"scheduler {values['scheduler']!r} only applies with backend 'dask'.")
+        problems.append(SCHEDULER_WITHOUT_DASK.format(scheduler=values["scheduler"]))
     test_size = values.get("test_size")
     if not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
         problems.append(BAD_VALUE.format(key="test_size", expected="a number in (0, 1)",

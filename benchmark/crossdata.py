@@ -21,7 +21,7 @@ from fer_sklearn.datasets import attach_attributes
 from fer_sklearn.reporting.markdown import ci, pct, register_section, table
 from fer_sklearn.stats import bootstrap_ci
 
-from .config import TTA_MODES, resolve_config
+from .config import resolve_config
 from .progress import log
 from .stages.data import _load_bunch, class_order
 from .stages.evaluate import predict_proba, score
@@ -131,14 +131,12 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     fresh = (str(dataset).split(":", 1)[0] == "synthetic"
              and str(config["dataset"]).split(":", 1)[0] == "synthetic")
     synthetic = _fresh_synthetic(config) if fresh else None
+    # The config checks the dataset, its root and the views (with "did you mean").
     other = resolve_config(dataset=dataset, dataset_root=dataset_root, attributes=attributes,
-                           models=config["models"], seed=config["seed"], synthetic=synthetic)
+                           models=config["models"], seed=config["seed"], synthetic=synthetic,
+                           tta=tta or config.get("tta", "none"))
     label = label or _default_label(other)
-    tta = tta or config.get("tta", "none")
-    if tta in (True, False):
-        tta = "flip" if tta else "none"
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}.")
+    tta = other.tta
     models = _models(run_dir, config["models"])
 
     log(f"evaluate: loading {dataset}")

@@ -49,6 +49,8 @@ from .config import _QUICK_RECIPES
 from .progress import log
 from .store import write_json, write_text
 
+NO_PERF_RECIPE = ("perf times the quick profile's recipes; there is none for {unknown}. "
+                  "Choose from {valid}.")
 STUDY_BEST = 0.5074  # the original study's best validation accuracy (DenseNet)
 STUDY_EPOCHS, STUDY_TRAIN_SHARE = 10, 0.5
 FAMILIES = ("cnn", "resnet18", "densenet_bc")
@@ -370,8 +372,8 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
 
     unknown = [m for m in models if m not in _QUICK_RECIPES]
     if unknown:
-        raise ValueError(f"perf times the quick profile's recipes; no recipe for {unknown}. "
-                         f"Choose from {', '.join(_QUICK_RECIPES)}.")
+        raise ValueError(NO_PERF_RECIPE.format(unknown=", ".join(unknown),
+                                               valid=", ".join(_QUICK_RECIPES)))
     precisions = _precisions(device)
     if "bf16" not in precisions:
         log(f"perf: {device} has no fast bfloat16 (no AVX512-BF16/AMX or CUDA bf16): "

@@ -53,6 +53,8 @@ from .architectures import create, get_spec
 from .architectures._registry import check_options
 
 LENGTH_MISMATCH = "X has {n_x} samples but y has {n_y}; they must be the same length."
+Y_IS_NONE = "{name} requires y to be passed, but the target y is None."
+UNKNOWN_LABELS = "y has label(s) {unknown} not among the classes {classes} of this model."
 UNSEEN_AT_SCORE = (
     "y has label(s) {labels} that were never seen in fit (classes: {classes}); the model "
     "cannot predict them, so they count as errors."
@@ -651,24 +653,18 @@ class FERClassifier(NeuralNetClassifier):
 
     def _validate_y(self, y, n, reset):
         if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
+            raise ValueError(Y_IS_NONE.format(name=type(self).__name__))
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if len(y) != n:
             raise ValueError(LENGTH_MISMATCH.format(n_x=n, n_y=len(y)))
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y contains NaN or infinity; every image needs a label.")
         if reset:
             encoder = LabelEncoder().fit(self.classes if self.classes is not None else y)
             self.label_encoder_ = encoder
         unknown = np.setdiff1d(y, self.label_encoder_.classes_)
         if len(unknown):
-            raise ValueError(
-                f"y has label(s) {unknown.tolist()} not among the classes "
-                f"{self.label_encoder_.classes_.tolist()} of this model."
-            )
+            raise ValueError(UNKNOWN_LABELS.format(
+                unknown=unknown.tolist(), classes=self.label_encoder_.classes_.tolist()))
         return self.label_encoder_.transform(y).astype(np.int64)
 
     def _set_class_weight(self, y_enc):

@@ -55,6 +55,11 @@ def test_width_option_changes_the_network():
     assert large > 3 * small
 
 
+def test_a_cnn_of_no_width_or_depth_is_refused_with_its_values():
+    with pytest.raises(ValueError, match="got width=0, depth=4, convs_per_stage=2"):
+        create("cnn", width=0)
+
+
 def test_unknown_name_lists_valid_names_and_suggests_the_closest():
     with pytest.raises(ValueError, match="Did you mean 'resnet18'") as err:
         create("resnt18")

@@ -192,6 +192,21 @@ def test_labels_unseen_at_fit_are_named_when_scoring():
         clf.score(faces.data[keep], faces.target[keep])
 
 
+def test_missing_non_finite_and_unknown_labels_are_refused_by_name():
+    faces = make_synthetic_faces(70, random_state=0)
+    X = faces.data[:20]
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
+    with pytest.raises(ValueError, match="CNNClassifier requires y to be passed"):
+        clf.fit(X, None)
+    with pytest.raises(ValueError, match="Input y contains NaN"):  # scikit-learn's check
+        clf.fit(X, np.where(np.arange(20) == 3, np.nan, 1.0))
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,
+                        classes=["happy", "sad"])
+    with pytest.raises(ValueError, match=r"y has label\(s\) \['angry'\] not among the classes "
+                                         r"\['happy', 'sad'\]"):
+        clf.fit(X[:2], ["happy", "angry"])
+
+
 def test_read_only_output_folder_is_a_clear_error(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "runs"))

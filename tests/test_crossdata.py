@@ -124,6 +124,8 @@ def test_a_labels_csv_recorded_on_another_machine_is_rerooted_by_dataset_root(
     args = ["evaluate", str(fer_run), "--dataset", f"csv:{moved}", "--label", "moved"]
     assert main(args) == 2
     assert "--dataset-root" in capsys.readouterr().err
+    assert main(args + ["--tta", "afine"]) == 2
+    assert "Unknown tta 'afine'. Did you mean 'affine'?" in capsys.readouterr().err
     assert main(args + ["--dataset-root", str(tmp_path / "nowhere")]) == 2
     assert "nowhere (the folder the image paths of" in capsys.readouterr().err
     assert main(args + ["--dataset-root", str(posed / "images")]) == 0

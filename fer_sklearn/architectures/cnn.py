@@ -4,6 +4,9 @@ from torch import nn
 
 from ._registry import register
 
+BAD_SIZE = ("width, depth and convs_per_stage must be >= 1; got width={width}, depth={depth}, "
+            "convs_per_stage={convs_per_stage}.")
+
 
 def _conv_bn_relu(c_in, c_out):
     return nn.Sequential(
@@ -25,7 +28,8 @@ class FERCNN(nn.Module):
                  convs_per_stage=2, dropout=0.3):
         super().__init__()
         if depth < 1 or convs_per_stage < 1 or width < 1:
-            raise ValueError("width, depth and convs_per_stage must be >= 1")
+            raise ValueError(BAD_SIZE.format(width=width, depth=depth,
+                                             convs_per_stage=convs_per_stage))
         stages = []
         c_in = in_chans
         for i in range(depth):
