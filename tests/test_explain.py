@@ -70,6 +70,8 @@ def test_bad_requests_say_how_to_fix_them(synthetic_model):
     clf, faces, _ = synthetic_model
     with pytest.raises(ValueError, match="Valid methods: saliency"):
         attribute(clf, faces.data[:2], "lime")
+    with pytest.raises(ValueError, match="'gradcm'. Did you mean 'gradcam'?"):
+        attribute(clf, faces.data[:2], "gradcm")
     with pytest.raises(ValueError, match=re.escape(SHAP_NEEDS_BACKGROUND[:30])):
         attribute(clf, faces.data[:2], "shap")
     with pytest.raises(ValueError, match=re.escape(NOT_FITTED)):

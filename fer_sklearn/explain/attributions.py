@@ -9,6 +9,7 @@ and residual or dense connections, where ``DeepExplainer`` fails), and
 """
 
 import contextlib
+import difflib
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from ..architectures import target_layer
 
 METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion", "shap", "random")
 
-UNKNOWN_METHOD = "Unknown attribution method {method!r}. Valid methods: {valid}."
+UNKNOWN_METHOD = "Unknown attribution method {method!r}.{hint} Valid methods: {valid}."
 NOT_FITTED = "attribute() needs a fitted estimator; call fit first."
 SHAP_NEEDS_BACKGROUND = (
     "method='shap' needs background images (e.g. 32 training faces): "
@@ -151,7 +152,9 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
     (8, 48, 48)
     """
     if method not in METHODS:
-        raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(METHODS)))
+        close = difflib.get_close_matches(str(method), METHODS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(UNKNOWN_METHOD.format(method=method, hint=hint, valid=", ".join(METHODS)))
     if not getattr(estimator, "initialized_", False) or not hasattr(estimator, "input_shape_"):
         raise ValueError(NOT_FITTED)
     if method == "shap" and background is None:
