@@ -7,7 +7,6 @@ keyed by registry name, and merge key by key across the layers.
 """
 
 import copy
-import difflib
 import inspect
 import json
 import math
@@ -19,6 +18,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+from fer_sklearn._hints import did_you_mean
 
 UNKNOWN_KEY = "Unknown {where} key {key!r}.{hint} Valid keys: {valid}."
 UNKNOWN_VALUE = "Unknown {what} {value!r}.{hint} Valid values: {valid}."
@@ -48,11 +49,6 @@ TTA_MODES = ("none", "flip", "crops", "affine")
 
 # Recipe keys a recipe table may hold.
 RECIPE_KEYS = ("params", "grid", "max_train", "holdout", "time_budget")
-
-
-def _did_you_mean(value, valid):
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 # --------------------------------------------------------------------------- #
@@ -370,7 +366,7 @@ def _check_keys(mapping, valid, where):
     for key in mapping:
         if key not in valid:
             problems.append(UNKNOWN_KEY.format(where=where, key=key,
-                                               hint=_did_you_mean(key, valid),
+                                               hint=did_you_mean(key, valid),
                                                valid=", ".join(valid)))
     return problems
 
@@ -397,7 +393,7 @@ def _validate(values):
     kind = str(values.get("dataset", "")).split(":", 1)[0]
     if kind not in DATASET_KINDS or (kind != "synthetic" and ":" not in values["dataset"]):
         problems.append(BAD_DATASET.format(value=values.get("dataset"),
-                                           hint=_did_you_mean(kind, DATASET_KINDS)))
+                                           hint=did_you_mean(kind, DATASET_KINDS)))
     elif values.get("dataset_root") is not None and kind != "csv":
         problems.append(ROOT_NOT_CSV.format(root=values["dataset_root"], kind=kind))
     elif not isinstance(values.get("dataset_root"), (str, type(None))):
@@ -412,7 +408,7 @@ def _validate(values):
         for model in models:
             if model not in valid_models:
                 problems.append(UNKNOWN_VALUE.format(what="model", value=model,
-                                                     hint=_did_you_mean(model, valid_models),
+                                                     hint=did_you_mean(model, valid_models),
                                                      valid=", ".join(valid_models)))
     problems += _validate_synthetic(values.get("synthetic"))
     problems += _validate_recipes(values.get("recipes"), valid_models)
@@ -440,11 +436,11 @@ def _validate(values):
         for method in methods:
             if method not in _EXPLAIN_METHODS + ("random",):
                 problems.append(UNKNOWN_VALUE.format(what="explain method", value=method,
-                                                     hint=_did_you_mean(method, _EXPLAIN_METHODS),
+                                                     hint=did_you_mean(method, _EXPLAIN_METHODS),
                                                      valid=", ".join(_EXPLAIN_METHODS)))
     if values.get("backend") not in ("loky", "dask"):
         problems.append(UNKNOWN_VALUE.format(what="backend", value=values.get("backend"),
-                                             hint=_did_you_mean(values.get("backend"),
+                                             hint=did_you_mean(values.get("backend"),
                                                                 ("loky", "dask")),
                                              valid="loky, dask"))
     elif values.get("scheduler") and values["backend"] != "dask":
@@ -458,7 +454,7 @@ def _validate(values):
         values["tta"] = "flip" if tta else "none"
     elif tta not in TTA_MODES:
         problems.append(UNKNOWN_VALUE.format(what="tta", value=tta,
-                                             hint=_did_you_mean(tta, TTA_MODES),
+                                             hint=did_you_mean(tta, TTA_MODES),
                                              valid=", ".join(TTA_MODES)))
     if not isinstance(values.get("save_models"), bool):
         problems.append(BAD_VALUE.format(key="save_models", expected="true or false",
@@ -556,7 +552,7 @@ def _validate_fairness(values):
     mitigation = values.get("fairness_mitigation")
     if mitigation not in FAIRNESS_MITIGATIONS:
         problems.append(UNKNOWN_VALUE.format(what="fairness_mitigation", value=mitigation,
-                                             hint=_did_you_mean(mitigation, FAIRNESS_MITIGATIONS),
+                                             hint=did_you_mean(mitigation, FAIRNESS_MITIGATIONS),
                                              valid=", ".join(FAIRNESS_MITIGATIONS)))
     return problems
 
@@ -593,7 +589,7 @@ def resolve_config(file=None, **flags):
         layer = {}
     elif profile not in PROFILES:
         problems.append(UNKNOWN_VALUE.format(what="profile", value=profile,
-                                             hint=_did_you_mean(profile, PROFILES),
+                                             hint=did_you_mean(profile, PROFILES),
                                              valid=", ".join(PROFILES)))
         layer = {}
     else:

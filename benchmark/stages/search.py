@@ -11,11 +11,11 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
+from fer_sklearn._hints import did_you_mean
 from fer_sklearn._training import epochs_that_fit, small_epochs
 from fer_sklearn.architectures import get_spec
 from fer_sklearn.reporting.markdown import budget_text
 
-from ..config import _did_you_mean
 from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
 from ..store import atomic_path, stop_if_interrupted
@@ -53,7 +53,7 @@ def build_estimator(config, model, params=None, part="params"):
     known = est.get_params(deep=False)
     unknown = [k for k in merged if "__" not in k and k not in known]
     if unknown:
-        hints = "; ".join(f"{k!r}{_did_you_mean(k, known)}" for k in unknown)
+        hints = "; ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
         raise ValueError(BAD_PARAM.format(model=model, part=part,
                                           reason=f"unknown parameter(s) {hints}"))
     try:
@@ -86,7 +86,7 @@ def check_recipes(config):
             unknown = [k for k in (extra or est.get_params(deep=False))
                        if k.startswith("module__") and k not in options]
             if unknown:
-                hints = "; ".join(f"{k!r}{_did_you_mean(k, options)}" for k in unknown)
+                hints = "; ".join(f"{k!r}{did_you_mean(k, options)}" for k in unknown)
                 problems.append(BAD_PARAM.format(model=model, part=part,
                                                  reason=f"unknown option(s) {hints}"))
                 break

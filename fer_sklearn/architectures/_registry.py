@@ -1,11 +1,12 @@
 """A name -> factory registry of architectures (in the manner of timm's ``create_model``)."""
 
-import difflib
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from torch import nn
+
+from .._hints import did_you_mean
 
 UNKNOWN_ARCHITECTURE = "Unknown architecture {name!r}.{hint} Valid names: {valid}."
 UNKNOWN_OPTION = (
@@ -113,11 +114,9 @@ def get_spec(name):
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             UNKNOWN_ARCHITECTURE.format(
-                name=name, hint=hint, valid=", ".join(sorted(_REGISTRY))
+                name=name, hint=did_you_mean(name, _REGISTRY), valid=", ".join(sorted(_REGISTRY))
             )
         ) from None
 

@@ -9,12 +9,12 @@ and residual or dense connections, where ``DeepExplainer`` fails), and
 """
 
 import contextlib
-import difflib
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._hints import did_you_mean
 from .._images import as_image_array
 from ..architectures import target_layer
 
@@ -152,9 +152,8 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
     (8, 48, 48)
     """
     if method not in METHODS:
-        close = difflib.get_close_matches(str(method), METHODS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(UNKNOWN_METHOD.format(method=method, hint=hint, valid=", ".join(METHODS)))
+        raise ValueError(UNKNOWN_METHOD.format(method=method, hint=did_you_mean(method, METHODS),
+                                               valid=", ".join(METHODS)))
     if not getattr(estimator, "initialized_", False) or not hasattr(estimator, "input_shape_"):
         raise ValueError(NOT_FITTED)
     if method == "shap" and background is None:
