@@ -319,15 +319,11 @@ class FERClassifier(NeuralNetClassifier):
         _check_augment_options(k[len("augment__"):] for k in kwargs if k.startswith("augment__"))
         # A rebuild that fails (a bad module__ option, say) leaves every
         # parameter as it was: the fitted parts were not replaced either.
-        before = {k: self.__dict__[k] for k in kwargs if k in self.__dict__}
+        before = self._kept(kwargs)
         try:
             self._set_initialized_params(dict(kwargs))
         except Exception:
-            for key in kwargs:
-                if key in before:
-                    self.__dict__[key] = before[key]
-                else:
-                    self.__dict__.pop(key, None)
+            self._restore(kwargs, before)
             raise
         if "batch_size" in kwargs and hasattr(self, "batch_size_"):
             # The next fit call, partial_fit included, trains in the new batches.
@@ -713,7 +709,7 @@ class FERClassifier(NeuralNetClassifier):
             self._check_params()  # before any fitted state changes
         # Rejected data or parameters leave an earlier fit as it was (its
         # network still matches its recorded input shape and labels).
-        kept = {k: self.__dict__[k] for k in _FIT_STATE if k in self.__dict__}
+        kept = self._kept(_FIT_STATE)
         try:
             X = self._validate_X(X, reset=not warm)
             if len(X) < 2:
@@ -722,7 +718,7 @@ class FERClassifier(NeuralNetClassifier):
             if not warm:
                 self._set_class_weight(y)
         except Exception:
-            self._restore_fit_state(kept)
+            self._restore(_FIT_STATE, kept)
             raise
         if not warm:
             self.batch_size_ = self.batch_size
@@ -735,7 +731,7 @@ class FERClassifier(NeuralNetClassifier):
                         try:
                             self.initialize()
                         except Exception:
-                            self._restore_fit_state(kept)
+                            self._restore(_FIT_STATE, kept)
                             raise
                     return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
             except torch.cuda.OutOfMemoryError:
@@ -750,8 +746,13 @@ class FERClassifier(NeuralNetClassifier):
                           ResourceWarning, stacklevel=2)
             free_device_memory()
 
-    def _restore_fit_state(self, kept):
-        for k in _FIT_STATE:
+    def _kept(self, names):
+        """The attributes ``names`` that are set, to :meth:`_restore` after a failure."""
+        return {k: self.__dict__[k] for k in names if k in self.__dict__}
+
+    def _restore(self, names, kept):
+        """Set the attributes ``names`` back to ``kept`` (unset those it lacks)."""
+        for k in names:
             self.__dict__.pop(k, None)
         self.__dict__.update(kept)
 
