@@ -23,7 +23,7 @@ from fer_sklearn.stats import bootstrap_ci
 
 from .config import resolve_config
 from .progress import log
-from .stages.data import _load_bunch, class_order
+from .stages.data import class_order, load_bunch
 from .stages.evaluate import predict_proba, score
 from .store import to_jsonable, write_json
 
@@ -140,7 +140,7 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     models = _models(run_dir, config["models"])
 
     log(f"evaluate: loading {dataset}")
-    bunch = _load_bunch(other)
+    bunch = load_bunch(other)
     if attributes:
         bunch = attach_attributes(bunch, attributes)
     idx, which = _pick_split(bunch)

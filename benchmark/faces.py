@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_sklearn.datasets import make_synthetic_faces, plot_face_grid
-from fer_sklearn.reporting.figures import _save
+from fer_sklearn.reporting.figures import save_png
 
 from .progress import log
 from .store import writing
@@ -95,6 +95,6 @@ def run(n=20000, grid=None, seed=0):
         fig = plot_face_grid(faces.data, faces.target, n_per_class=8, random_state=seed,
                              title="Synthetic faces (make_synthetic_faces, seed "
                                    f"{seed}), 8 per class")
-        _save(fig, grid, gray=True, dpi=72)
+        save_png(fig, grid, gray=True, dpi=72)
         log(f"faces: grid written to {grid}")
     return plain, masked

@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.__main__ import main
 from benchmark.config import PROFILES, resolve_config
-from benchmark.stages.data import _load_bunch
+from benchmark.stages.data import load_bunch
 from benchmark.stages.evaluate import _views
 from fer_sklearn import FERClassifier
 from fer_sklearn.datasets._labels import map_labels
@@ -134,7 +134,7 @@ def test_a_labels_csv_recorded_on_another_machine_is_rerooted_by_dataset_root(
     # the run's own dataset re-roots the same way
     config = resolve_config(dataset=f"csv:{moved}", dataset_root=str(posed / "images"),
                             models=["cnn"])
-    assert len(_load_bunch(config).target) == len(rows)
+    assert len(load_bunch(config).target) == len(rows)
     # and only a labels CSV takes a root
     with pytest.raises(ValueError, match="dataset_root .* only applies to a labels CSV"):
         resolve_config(dataset="synthetic", dataset_root=str(posed))

@@ -54,7 +54,8 @@ class DataSplit:
     unused_splits: Optional[dict] = None
 
 
-def _load_bunch(config):
+def load_bunch(config):
+    """The config's dataset as a Bunch (``data``, ``target``, ``frame``), by its kind."""
     kind, path = config.dataset_kind, config.dataset_path
     if kind == "synthetic":
         options = dict(config.synthetic)
@@ -97,7 +98,7 @@ def _stratified_split(idx, y, config, where):
                                              k=len(labels), reason=exc)) from exc
 
 
-def _stratified_cap(idx, y, cap, seed):
+def stratified_cap(idx, y, cap, seed):
     """At most ``cap`` of ``idx``, stratified by ``y`` (a plain seeded sample
     where a class is too rare to stratify), sorted."""
     if cap is None or len(idx) <= cap:
@@ -125,7 +126,7 @@ def load(config):
     -------
     DataSplit
     """
-    bunch = _load_bunch(config)
+    bunch = load_bunch(config)
     if config.attributes:
         bunch = attach_attributes(bunch, config.attributes)
     n = len(bunch.data)
@@ -158,7 +159,7 @@ def load(config):
     train, test = np.sort(train), np.sort(test)
     unused = np.setdiff1d(np.arange(n), np.concatenate([train, test]))
     if config.max_train is not None and len(train) > config.max_train:
-        train = _stratified_cap(train, y, config.max_train, config.seed)
+        train = stratified_cap(train, y, config.max_train, config.seed)
         protocol += f"; training capped at {config.max_train} images (stratified)"
     frame = bunch.frame
     # Sensitive attributes are those the dataset declares (the synthetic

@@ -16,7 +16,7 @@ from fer_sklearn.explain import (
     template_regions,
 )
 from fer_sklearn.reporting import register_section, table
-from fer_sklearn.reporting.figures import _figure, _save
+from fer_sklearn.reporting.figures import new_figure, save_png
 from fer_sklearn.reporting.markdown import pct
 
 from ..progress import log
@@ -88,7 +88,7 @@ def _draw_grid(path, X, y, maps_by, model):
     shown = [m for m in _SHOWN if m in maps_by]
     classes = class_order(y)
     first = [int(np.flatnonzero(y == c)[0]) for c in classes]
-    fig = _figure(0.7 * (len(shown) + 1) + 0.5, 0.7 * len(classes) + 0.4)
+    fig = new_figure(0.7 * (len(shown) + 1) + 0.5, 0.7 * len(classes) + 0.4)
     axes = fig.subplots(len(classes), len(shown) + 1, squeeze=False)
     for r, i in enumerate(first):
         axes[r, 0].imshow(X[i], cmap="gray", vmin=0, vmax=255)
@@ -103,13 +103,13 @@ def _draw_grid(path, X, y, maps_by, model):
     axes[0, 0].set_title("face", fontsize=7)
     fig.suptitle(f"{model}: attributions for the predicted class (red supports it, blue "
                  "speaks against it; saliency: sensitivity, never negative)", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _draw_means(path, X, y, maps, method):
     classes = class_order(y)
     models = list(maps)
-    fig = _figure(0.7 * len(classes) + 0.8, 0.7 * len(models) + 0.5)
+    fig = new_figure(0.7 * len(classes) + 0.8, 0.7 * len(models) + 0.5)
     axes = fig.subplots(len(models), len(classes), squeeze=False)
     for r, model in enumerate(models):
         for k, c in enumerate(classes):
@@ -119,7 +119,7 @@ def _draw_means(path, X, y, maps, method):
                 axes[r, k].set_title(c, fontsize=7)
         axes[r, 0].set_ylabel(model, fontsize=7)
     fig.suptitle(f"Mean {method} attribution per class over the mean face", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 @register_stage("explain", order=50, description="attributions, region importance, quality")

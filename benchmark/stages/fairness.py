@@ -25,13 +25,13 @@ from fer_sklearn.fairness import (
     group_balanced_indices,
     sensitive_groups,
 )
-from fer_sklearn.reporting.figures import _figure, _save
+from fer_sklearn.reporting.figures import new_figure, save_png
 from fer_sklearn.reporting.markdown import ci, pct, register_section, table
 from fer_sklearn.stats import mcnemar
 
 from ..progress import FitProgress, log
 from . import register_stage
-from .data import _stratified_cap
+from .data import stratified_cap
 from .evaluate import predict_proba
 
 MITIGATION_KEY = "fairness-mitigation"
@@ -88,7 +88,7 @@ def _slug(feature):
 def _group_bars(stage, feature, path, models):
     first = stage["models"][models[0]]["features"][feature]
     groups = first["order"]
-    fig = _figure(max(4.5, 0.55 * len(groups) * max(len(models), 2) + 1.2), 3.4)
+    fig = new_figure(max(4.5, 0.55 * len(groups) * max(len(models), 2) + 1.2), 3.4)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(models)
     x = np.arange(len(groups))
@@ -123,7 +123,7 @@ def _group_bars(stage, feature, path, models):
                  fontsize=8)
     ax.legend(fontsize=7, ncols=min(len(models), 3), loc="upper right")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 @register_stage("fairness", order=40, applies=_applies,
@@ -205,7 +205,7 @@ def _mitigation(ctx, record, classes, common):
         return result
     significant, _, _, feature = max(pool)
     columns = audit["features"][feature]["columns"]
-    idx = _stratified_cap(np.arange(len(d.y_train)), d.y_train,
+    idx = stratified_cap(np.arange(len(d.y_train)), d.y_train,
                           config.recipe(best)["max_train"], config.seed)
     groups = sensitive_groups(d.frame_train.iloc[idx], columns)
     pick = idx[group_balanced_indices(groups, d.y_train[idx], random_state=config.seed)]

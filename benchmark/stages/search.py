@@ -20,7 +20,7 @@ from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
 from ..store import atomic_path, stop_if_interrupted
 from . import register_stage
-from .data import _stratified_cap
+from .data import stratified_cap
 
 BAD_PARAM = "recipes.{model}.{part}: {reason}"
 BAD_IMPORT = "recipes.{model}.params.{key}={value!r} is not an importable 'module.Name'."
@@ -125,7 +125,7 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
         ``small_epoch_s``.
     """
     n = min(len(y), est.batch_size * _PROBE_BATCHES)
-    idx = _stratified_cap(np.arange(len(y)), y, n, seed)
+    idx = stratified_cap(np.arange(len(y)), y, n, seed)
     share = holdout or 0.0
 
     def epoch_seconds(**params):
@@ -236,7 +236,7 @@ def search_stage(ctx):
                 log(f"search {model}: finished in an earlier run, reused")
                 out[model] = ctx.store.get_json(key)
                 continue
-            idx = _stratified_cap(np.arange(len(d.y_train)), d.y_train,
+            idx = stratified_cap(np.arange(len(d.y_train)), d.y_train,
                                   config.recipe(model)["max_train"], config.seed)
             est, record = search_one(config, model, d.X_train[idx], d.y_train[idx])
             ctx.store.put_model(f"model-{model}", est)

@@ -7,7 +7,9 @@ import numpy as np
 _DPI = 80
 
 
-def _figure(width, height):
+def new_figure(width, height):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on its own Agg canvas
+    (no pyplot state), laid out with ``constrained`` layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -16,7 +18,7 @@ def _figure(width, height):
     return fig
 
 
-def _save(fig, path, gray=False, dpi=None):
+def save_png(fig, path, gray=False, dpi=None):
     """Write ``fig`` as a small PNG (256-colour palette, or 8-bit gray for
     grayscale figures); returns the file name.
 
@@ -43,7 +45,7 @@ def confusion_matrices(evaluate, path):
     """One row-normalised confusion matrix per model, side by side."""
     models = list(evaluate["models"])
     classes = evaluate["classes"]
-    fig = _figure(3.2 * len(models) + 0.4, 3.4)
+    fig = new_figure(3.2 * len(models) + 0.4, 3.4)
     axes = fig.subplots(1, len(models), squeeze=False)[0]
     for ax, model in zip(axes, models):
         cm = np.asarray(evaluate["models"][model]["confusion_matrix"], dtype=float)
@@ -57,7 +59,7 @@ def confusion_matrices(evaluate, path):
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_title(model, fontsize=9)
     axes[0].set_ylabel("true", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _per_epoch(ax, search, key, ylabel):
@@ -75,19 +77,19 @@ def learning_curves(search, path):
     """Training loss per epoch of each model's final fit, and held-out
     accuracy per epoch beside it where the fit held images out."""
     held = any("valid_acc" in h for r in search.values() for h in r["history"])
-    fig = _figure(8.0 if held else 4.5, 3.0)
+    fig = new_figure(8.0 if held else 4.5, 3.0)
     _per_epoch(fig.add_subplot(1, 2 if held else 1, 1), search, "train_loss", "training loss")
     if held:
         _per_epoch(fig.add_subplot(1, 2, 2), search, "valid_acc",
                    "held-out accuracy (part of Training)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def per_class_f1(evaluate, path):
     """Grouped bars: test F1 per class and model."""
     models = list(evaluate["models"])
     classes = evaluate["classes"]
-    fig = _figure(5.5, 3.0)
+    fig = new_figure(5.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(classes))
@@ -99,7 +101,7 @@ def per_class_f1(evaluate, path):
     ax.set_ylabel("test F1")
     ax.legend(fontsize=7, ncols=min(len(models), 3))
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def cv_spread(search, path):
@@ -107,7 +109,7 @@ def cv_spread(search, path):
     models = [m for m, r in search.items() if r.get("cv")]
     if not models:
         return None
-    fig = _figure(4.5, 3.0)
+    fig = new_figure(4.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     pos = 0
     ticks, labels = [], []
@@ -124,4 +126,4 @@ def cv_spread(search, path):
     ax.set_xticks(ticks, labels, fontsize=6)
     ax.set_ylabel("CV accuracy")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
