@@ -15,7 +15,8 @@ from fer_sklearn.explain import (
     region_shares,
     template_regions,
 )
-from fer_sklearn.explain.attributions import NOT_FITTED, SHAP_NEEDS_BACKGROUND
+from fer_sklearn.explain.attributions import NOT_FITTED, NOT_POSITIVE, SHAP_NEEDS_BACKGROUND
+from fer_sklearn.explain.quality import BAD_IMAGES, BAD_MAPS, BAD_MASKS, UNKNOWN_TARGET
 
 from .conftest import FAMILY_CONFIGS
 
@@ -76,6 +77,45 @@ def test_bad_requests_say_how_to_fix_them(synthetic_model):
         attribute(clf, faces.data[:2], "shap")
     with pytest.raises(ValueError, match=re.escape(NOT_FITTED)):
         attribute(FERClassifier("cnn"), faces.data[:2], "saliency")
+    with pytest.raises(ValueError, match=re.escape(NOT_POSITIVE.format(name="batch_size",
+                                                                      value=0))):
+        attribute(clf, faces.data[:2], "saliency", batch_size=0)
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 32), (2, 3, 48, 48)])
+def test_images_of_another_size_than_fitted_are_refused_as_predict_refuses_them(
+        synthetic_model, shape):
+    # 32x32 faces once came back as 32x32 maps, and three channels as a torch error
+    clf, _, _ = synthetic_model
+    X = np.zeros(shape, np.uint8)
+    with pytest.raises(ValueError, match="is expecting 2304 features") as predicted:
+        clf.predict(X)
+    for method in ("saliency", "shap"):
+        with pytest.raises(ValueError, match=re.escape(str(predicted.value))):
+            attribute(clf, X, method, background=X)
+    with pytest.raises(ValueError, match=re.escape(str(predicted.value))):
+        attribute(clf, np.zeros((2, 48, 48), np.uint8), "shap", background=X)
+
+
+def test_deletion_curve_refuses_what_it_cannot_score(synthetic_model):
+    clf, faces, _ = synthetic_model
+    X = faces.data[:4]
+    maps = attribute(clf, X, "saliency")
+    target = clf.predict(X)
+    curve, _ = deletion_curve(clf, X, maps, target)
+    # (n, 1, H, W) images, as predict takes them, score the same
+    np.testing.assert_allclose(deletion_curve(clf, X[:, None], maps, target)[0], curve)
+    # a label sorting before every class was once scored as the first class
+    with pytest.raises(ValueError, match=re.escape(UNKNOWN_TARGET.format(
+            unknown=["aaa"], known=clf.classes_.tolist()))):
+        deletion_curve(clf, X, maps, np.array(["aaa"] * 4))
+    with pytest.raises(ValueError, match="give one class per image"):
+        deletion_curve(clf, X, maps, target[:3])
+    with pytest.raises(ValueError, match=re.escape(BAD_IMAGES.format(shape=(4, 2304)))):
+        deletion_curve(clf, X.reshape(4, -1), maps, target)
+    with pytest.raises(ValueError, match=re.escape(BAD_MAPS.format(maps=(3, 48, 48),
+                                                                  images=(4, 48, 48)))):
+        deletion_curve(clf, X, maps[:3], target)
 
 
 def test_attributions_of_a_trained_model_differ_from_those_of_random_weights(synthetic_model):
@@ -125,6 +165,11 @@ def test_localisation_scores_a_perfect_and_a_wrong_map():
         "inside": 1.0, "pointing": 1.0, "area": pytest.approx(masks.mean())}
     assert localisation(wrong, masks, tolerance=0)["inside"] == 0.0
     assert localisation(wrong, masks, tolerance=0)["pointing"] == 0.0
+    # one (H, W) mask stands for every face, as in region_shares
+    assert localisation(perfect, masks[0], tolerance=2) == localisation(perfect, masks)
+    with pytest.raises(ValueError, match=re.escape(BAD_MASKS.format(masks=(2, 40, 40),
+                                                                   maps=(2, 48, 48)))):
+        localisation(perfect, masks[:, :40, :40])
 
 
 @pytest.fixture(scope="module")

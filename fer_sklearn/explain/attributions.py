@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .._hints import did_you_mean
-from .._images import as_image_array
 from ..architectures import target_layer
 
 METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion", "shap", "random")
@@ -27,6 +26,7 @@ SHAP_NEEDS_BACKGROUND = (
     "attribute(est, X, 'shap', background=X_train[:32])."
 )
 BAD_TARGET = "target has {got} entries for {n} images; give one class per image or None."
+NOT_POSITIVE = "{name} must be a positive integer; got {value!r}."
 UNKNOWN_TARGET_CLASS = "target names class(es) {unknown} that the model does not know: {known}."
 
 
@@ -51,7 +51,7 @@ def _eval_mode(estimator):
 
 
 def _pixels(estimator, X, device):
-    images = as_image_array(X, estimator=estimator)
+    images = estimator._validate_X(X, reset=False)  # the size and channels fitted on
     x = torch.as_tensor(images)
     x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
     return x.to(device)
@@ -143,7 +143,9 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
     Raises
     ------
     ValueError
-        Unknown method, missing background for SHAP, bad targets.
+        Unknown method, missing background for SHAP, bad targets, images of
+        another size or channel count than the model was fitted on, a
+        batch size or method option below 1.
 
     Examples
     --------
@@ -158,6 +160,10 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
         raise ValueError(NOT_FITTED)
     if method == "shap" and background is None:
         raise ValueError(SHAP_NEEDS_BACKGROUND)
+    for name, value in (("batch_size", batch_size), ("ig_steps", ig_steps),
+                        ("occlusion_window", occlusion_window), ("shap_samples", shap_samples)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(NOT_POSITIVE.format(name=name, value=value))
     with _eval_mode(estimator) as (model, device):
         x = _pixels(estimator, X, device)
         t = _targets(estimator, model, x, target)

@@ -2,6 +2,13 @@
 
 import numpy as np
 
+BAD_IMAGES = ("deletion_curve() takes grayscale images of shape (n, H, W) or (n, 1, H, W); "
+              "got {shape}.")
+BAD_MAPS = "maps have shape {maps}; deletion_curve() needs one map per image: {images}."
+BAD_TARGET = "target has {got} entries for {n} images; give one class per image."
+UNKNOWN_TARGET = "target names class(es) {unknown} that the model does not know: {known}."
+BAD_MASKS = "masks have shape {masks}; localisation() needs {maps} (or one (H, W) mask for all)."
+
 #: Fractions of pixels removed along a deletion curve.
 DELETION_STEPS = np.linspace(0.0, 1.0, 11)
 
@@ -16,9 +23,9 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
     Parameters
     ----------
     estimator : fitted classifier with ``predict_proba`` and ``classes_``
-    X : ndarray (n, H, W) of uint8 images
+    X : ndarray (n, H, W) or (n, 1, H, W) of uint8 images
     maps : ndarray (n, H, W)
-    target : array of class labels (n,)
+    target : array of class labels (n,), each one of ``estimator.classes_``
     steps : array of fractions in [0, 1]
 
     Returns
@@ -29,7 +36,21 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
         Area under the curve over the fraction removed (lower is better).
     """
     X = np.asarray(X)
+    if X.ndim == 4 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim != 3:
+        raise ValueError(BAD_IMAGES.format(shape=X.shape))
     n, h, w = X.shape
+    maps = np.asarray(maps)
+    if maps.shape != X.shape:
+        raise ValueError(BAD_MAPS.format(maps=maps.shape, images=X.shape))
+    target = np.asarray(target)
+    if target.shape != (n,):
+        raise ValueError(BAD_TARGET.format(got=target.size, n=n))
+    known = np.asarray(estimator.classes_)
+    unknown = sorted(set(target.tolist()) - set(known.tolist()))
+    if unknown:
+        raise ValueError(UNKNOWN_TARGET.format(unknown=unknown, known=known.tolist()))
     rng = np.random.default_rng(random_state)
     jitter = rng.random(maps.shape) * 1e-9 * (np.abs(maps).max() + 1e-12)
     order = np.argsort(-(np.asarray(maps, dtype=np.float64) + jitter).reshape(n, -1), axis=1)
@@ -43,7 +64,8 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
             img[rows, order[:, :k].ravel()] = np.repeat(fill, k)
         batch[s] = img
     proba = estimator.predict_proba(batch.reshape(-1, h, w)).reshape(len(steps), n, -1)
-    cls = np.searchsorted(estimator.classes_, np.asarray(target))
+    index = {c: i for i, c in enumerate(known.tolist())}
+    cls = np.array([index[c] for c in target.tolist()], dtype=np.intp)
     curve = proba[:, np.arange(n), cls].mean(1)
     return curve, float(np.trapezoid(curve, steps))
 
@@ -54,7 +76,7 @@ def localisation(maps, masks, tolerance=2):
     Parameters
     ----------
     maps : ndarray (n, H, W)
-    masks : bool ndarray (n, H, W)
+    masks : bool ndarray (n, H, W), or (H, W) for all faces
         Pixels that carry each face's expression (for synthetic faces, the
         strokes of the brows, lids and lips that the expression moves).
     tolerance : int, default=2
@@ -72,6 +94,10 @@ def localisation(maps, masks, tolerance=2):
     """
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
+    if masks.shape == maps.shape[1:]:
+        masks = np.broadcast_to(masks, maps.shape)
+    if maps.ndim != 3 or masks.shape != maps.shape:
+        raise ValueError(BAD_MASKS.format(masks=masks.shape, maps=maps.shape))
     if tolerance:
         from scipy.ndimage import binary_dilation
 
