@@ -18,7 +18,8 @@ from fer_sklearn.datasets import (
     load_image_folder,
     load_labels_csv,
 )
-from fer_sklearn.datasets.labels_csv import CSV_IS_A_FOLDER
+from fer_sklearn.datasets._decode import BAD_SIZE
+from fer_sklearn.datasets.labels_csv import CSV_IS_A_FOLDER, LABELS_NO_ROWS
 
 RNG = np.random.RandomState(0)
 
@@ -397,6 +398,28 @@ def test_labels_csv_pointed_at_a_folder_suggests_the_folder_loader(tmp_path):
     with pytest.raises(ValueError) as err:
         load_labels_csv(tmp_path / "faces")
     assert str(err.value) == message
+
+
+def test_labels_csv_with_a_header_and_no_rows_says_so(tmp_path):
+    # once a numpy TypeError about 'invert', with either on_error
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label\n")
+    for on_error in ("raise", "skip"):
+        with pytest.raises(ValueError, match=re.escape(LABELS_NO_ROWS.format(path=csv))):
+            load_labels_csv(csv, on_error=on_error, cache=False)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, "48"])
+def test_a_bad_image_size_is_refused_before_any_image_is_read(tmp_path, size):
+    # size=0 once blamed every image in turn ("Cannot decode image happy/0.png")
+    _folder_tree(tmp_path / "faces", split_layout=False)
+    pd.DataFrame({"image_path": ["anger/a.png"], "label": ["anger"]}).to_csv(
+        tmp_path / "labels.csv", index=False)
+    message = re.escape(BAD_SIZE.format(value=size))
+    with pytest.raises(ValueError, match=message):
+        load_image_folder(tmp_path / "faces", size=size, on_error="skip", cache=False)
+    with pytest.raises(ValueError, match=message):
+        load_labels_csv(tmp_path / "labels.csv", size=size, cache=False)
 
 
 # ------------------------------------------------------------- attributes

@@ -26,11 +26,17 @@ CORRUPT_IMAGE = (
     "on_error='skip' to skip unreadable images (they are listed in bunch.report)."
 )
 BAD_ON_ERROR = "on_error={value!r} is not one of 'raise', 'skip'."
+BAD_SIZE = "size must be a positive integer (the side of the square images); got {value!r}."
 
 
 def check_on_error(on_error):
     if on_error not in ("raise", "skip"):
         raise ValueError(BAD_ON_ERROR.format(value=on_error))
+
+
+def check_size(size):
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(BAD_SIZE.format(value=size))
 
 
 def _to_gray(img, counts):

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, check_on_error, decode_all
+from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, check_on_error, check_size, decode_all
 from ._labels import canonical_label, canonical_split, map_labels
 from ._walk import walk
 
@@ -182,6 +182,7 @@ def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y
     >>> faces.frame.split.value_counts()  # doctest: +SKIP
     """
     check_on_error(on_error)
+    check_size(size)
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import check_on_error, decode_all, read_csv_or_explain
+from ._decode import check_on_error, check_size, decode_all, read_csv_or_explain
 from ._labels import canonical_split, map_labels
 from .image_folder import MISSING_PATH
 
@@ -34,6 +34,7 @@ CSV_IS_A_FOLDER = (
     "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>) use load_image_folder "
     "(in the benchmark: --dataset folder:{path})."
 )
+LABELS_NO_ROWS = "{path} has a header but no rows: it lists no images."
 CSV_IS_A_ZIP = (
     "{path} is a zip archive, not a labels CSV. For a zip of images use load_image_folder "
     "(in the benchmark: --dataset folder:{path}); for a zipped FER2013 CSV, "
@@ -81,6 +82,8 @@ def _table(path, root):
     if missing:
         raise ValueError(LABELS_MISSING_COLUMNS.format(path=path, missing=missing,
                                                        found=list(df.columns)))
+    if df.empty:
+        raise ValueError(LABELS_NO_ROWS.format(path=path))
     target = map_labels(df["label"].fillna(""), where=f"the 'label' column of {path}")
     files, prefix = _resolve(df["image_path"].fillna(""), path.parent, root)
     return df, target, files, prefix
@@ -88,7 +91,7 @@ def _table(path, root):
 
 def _read(path, root, on_error, size, table):
     df, target, files, prefix = table
-    exists = np.array([f.is_file() for f in files])
+    exists = np.array([f.is_file() for f in files], dtype=bool)
     report = {"missing_files": [str(df["image_path"][i]) for i in np.flatnonzero(~exists)]}
     if not exists.all() and on_error == "raise":
         hint = REROOT_HINT.format(prefix=prefix) if prefix and root is None else ""
@@ -129,6 +132,7 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     root : str or Path or None
         Folder the paths are relative to, or that replaces their common prefix.
     size : int, default=48
+        Side of the decoded images.
     on_error : {"raise", "skip"}, default="raise"
         Missing or unreadable images: fail naming them, or skip and list them in
         ``report["missing_files"]`` / ``report["skipped"]``.
@@ -146,14 +150,16 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
         The CSV or ``root``, or (with ``on_error="raise"``) a listed image,
         does not exist.
     ValueError
-        ``path`` is a folder, a column is missing, a label is unknown or an
-        image cannot be decoded.
+        ``path`` is a folder, a column is missing, the CSV lists no images, a
+        label is unknown, ``size`` is not a positive integer or an image cannot
+        be decoded.
 
     Examples
     --------
     >>> data = load_labels_csv("labels.csv", root="/data/fer2013")  # doctest: +SKIP
     """
     check_on_error(on_error)
+    check_size(size)
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(CSV_IS_A_FOLDER.format(path=path))
