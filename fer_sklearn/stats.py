@@ -6,6 +6,8 @@ from scipy.stats import binomtest
 BAD_CONFIDENCE = "confidence must be in (0, 1); got {value!r}."
 BAD_N_BOOT = "n_boot must be a positive integer; got {value!r}."
 LENGTHS_DIFFER = "{what} have different lengths: {lengths}."
+NO_ARRAYS = "bootstrap_ci() needs at least one array to resample, and at least one sample in it."
+BAD_P_VALUES = "p-values must be numbers in [0, 1]; got {bad}."
 
 
 def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
@@ -41,9 +43,11 @@ def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
     """
     if not 0 < confidence < 1:
         raise ValueError(BAD_CONFIDENCE.format(value=confidence))
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(BAD_N_BOOT.format(value=n_boot))
     arrays = [np.asarray(a) for a in arrays]
+    if not arrays or not len(arrays[0]):
+        raise ValueError(NO_ARRAYS)
     lengths = {len(a) for a in arrays}
     if len(lengths) != 1:
         raise ValueError(LENGTHS_DIFFER.format(what="arrays", lengths=[len(a) for a in arrays]))
@@ -110,6 +114,9 @@ def holm(p_values):
     [0.03, 0.06, 0.06]
     """
     p = np.asarray(p_values, dtype=float)
+    bad = p[~((p >= 0) & (p <= 1))]  # NaN included: it would have become 1.0 silently
+    if bad.size:
+        raise ValueError(BAD_P_VALUES.format(bad=bad.tolist()))
     m = len(p)
     adjusted = np.empty(m)
     running = 0.0

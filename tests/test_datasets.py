@@ -19,6 +19,7 @@ from fer_sklearn.datasets import (
     load_labels_csv,
 )
 from fer_sklearn.datasets._decode import BAD_SIZE
+from fer_sklearn.datasets.fer2013_csv import FER_CSV_IS_A_FOLDER
 from fer_sklearn.datasets.labels_csv import CSV_IS_A_FOLDER, LABELS_NO_ROWS
 
 RNG = np.random.RandomState(0)
@@ -163,6 +164,9 @@ def test_fer2013_csv_bad_values_and_columns(tmp_path):
 def test_fer2013_csv_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="No such file or folder"):
         load_fer2013_csv(tmp_path / "nope.csv")
+    # a folder exists: it is named as the wrong kind of input, not as missing
+    with pytest.raises(ValueError, match=re.escape(FER_CSV_IS_A_FOLDER.format(path=tmp_path))):
+        load_fer2013_csv(tmp_path)
 
 
 # ------------------------------------------------------------- image folders

@@ -1,8 +1,10 @@
+import re
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from fer_sklearn.stats import bootstrap_ci, holm, mcnemar
+from fer_sklearn.stats import BAD_N_BOOT, BAD_P_VALUES, NO_ARRAYS, bootstrap_ci, holm, mcnemar
 
 
 def test_bootstrap_ci_brackets_the_value_and_narrows_with_more_data():
@@ -27,6 +29,11 @@ def test_bootstrap_ci_is_seeded_and_validates():
         bootstrap_ci(accuracy_score, t, p[:3])
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci(accuracy_score, t, p, confidence=95)
+    with pytest.raises(ValueError, match=re.escape(BAD_N_BOOT.format(value=True))):
+        bootstrap_ci(accuracy_score, t, p, n_boot=True)  # bool is an int to Python
+    for arrays in ((), ([], [])):  # once a NaN interval with warnings, or "lengths: []"
+        with pytest.raises(ValueError, match=re.escape(NO_ARRAYS)):
+            bootstrap_ci(accuracy_score, *arrays)
 
 
 def test_mcnemar_counts_discordant_pairs_and_tests_them():
@@ -49,4 +56,7 @@ def test_holm_steps_down_and_stays_monotone():
     assert holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])
     assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm([]) == []
+    # a NaN once came back as 1.0, as if it had been tested
+    with pytest.raises(ValueError, match=re.escape(BAD_P_VALUES.format(bad=[float("nan"), 1.5]))):
+        holm([0.01, float("nan"), 0.02, 1.5])
 

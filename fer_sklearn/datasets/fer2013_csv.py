@@ -31,6 +31,10 @@ BAD_EMOTION = (
     "{path}: 'emotion' must be an id 0-6 ({names}); line(s) {lines} hold {values}."
 )
 NO_ROWS = "{path} has a header but no data rows."
+FER_CSV_IS_A_FOLDER = (
+    "{path} is a folder, not FER2013's CSV. For a folder of images "
+    "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>) use load_image_folder."
+)
 ZIP_CSV_COUNT = "the zip holds {n} CSV file(s) {names}, not one"
 
 
@@ -161,6 +165,8 @@ def load_fer2013_csv(path, *, cache=True, return_X_y=False):
     >>> fer = load_fer2013_csv("fer2013.csv.gz")  # doctest: +SKIP
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(FER_CSV_IS_A_FOLDER.format(path=path))
     if not path.is_file():
         raise FileNotFoundError(MISSING_PATH.format(path=path, cwd=Path.cwd()))
     data, target, frame, report, hit = load_or_build(
