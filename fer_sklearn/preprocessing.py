@@ -2,7 +2,10 @@
 
 They take the same inputs as the estimators (``(n, H, W)``, ``(n, C, H, W)`` or
 flat ``(n, H*W)`` rows, see :func:`fer_sklearn._images.as_image_array`) and
-return ``(n, C, H, W)`` float32 arrays unless said otherwise, so
+return ``(n, C, H, W)`` arrays (``Flatten``: rows) of float32. The scalers turn
+``uint8`` pixels into float32 too; the shape transformers (``Resize``,
+``ToChannels``, ``Flatten``, ``Unflatten``) keep ``uint8`` pixels ``uint8``, so
+that an estimator after them still divides them by 255. So
 ``make_pipeline(PixelScaler(), ResNetClassifier())`` just works.
 """
 
@@ -37,6 +40,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]  # float64 comes out float32
         return tags
 
 

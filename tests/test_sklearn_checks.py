@@ -1,10 +1,18 @@
-"""scikit-learn's own estimator checks on a fast CNNClassifier."""
+"""scikit-learn's own estimator checks on a fast CNNClassifier and on every transformer."""
 
 import inspect
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fer_sklearn import CNNClassifier
+from fer_sklearn.preprocessing import (
+    Flatten,
+    PixelScaler,
+    PixelStandardizer,
+    Resize,
+    ToChannels,
+    Unflatten,
+)
 
 # Each check that cannot pass, with the reason. Everything else must pass.
 EXPECTED_FAILED_CHECKS = {
@@ -33,4 +41,10 @@ _STRICT = ({"xfail_strict": True}
 @parametrize_with_checks([_fast_cnn()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
                          **_STRICT)
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@parametrize_with_checks([PixelScaler(), PixelStandardizer(), Resize(8), ToChannels(), Flatten(),
+                          Unflatten()])
+def test_transformers_are_sklearn_compatible(estimator, check):
     check(estimator)
