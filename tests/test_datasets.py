@@ -20,7 +20,7 @@ from fer_sklearn.datasets import (
 )
 from fer_sklearn.datasets._decode import BAD_SIZE
 from fer_sklearn.datasets.fer2013_csv import FER_CSV_IS_A_FOLDER
-from fer_sklearn.datasets.labels_csv import CSV_IS_A_FOLDER, LABELS_NO_ROWS
+from fer_sklearn.datasets.labels_csv import CONFLICTING_ROWS, CSV_IS_A_FOLDER, LABELS_NO_ROWS
 
 RNG = np.random.RandomState(0)
 
@@ -352,6 +352,29 @@ def test_labels_csv_relative_paths_split_column_and_missing_files(tmp_path):
     rows.drop(columns="label").to_csv(csv, index=False)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['label'\]"):
         load_labels_csv(csv)
+
+
+def test_labels_csv_image_listed_twice_with_other_label_or_split_is_refused(tmp_path):
+    # such rows once loaded as two samples: one face, two expressions, or in
+    # training and test at once
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame({"image_path": ["imgs/anger/angry0.png", "imgs/anger/angry0.png",
+                                 "imgs/happiness/happy1.png", "./imgs/happiness/happy1.png",
+                                 "imgs/sadness/sad0.png", "imgs/sadness/sad0.png"],
+                  "label": ["angry", "happy", "happy", "happy", "sad", "sad"],
+                  "split": ["train", "train", "train", "test", "train", "Training"]}
+                 ).to_csv(csv, index=False)
+    message = CONFLICTING_ROWS.format(count=2, path=csv, examples=[
+        "imgs/anger/angry0.png", "imgs/happiness/happy1.png"])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_labels_csv(csv, cache=False)
+    bunch = load_labels_csv(csv, on_error="skip", cache=False)
+    # a plain repeat (same label, same split under another name) is not a conflict
+    assert bunch.target.tolist() == ["sad", "sad"]
+    assert bunch.report["conflicting_rows"] == ["imgs/anger/angry0.png"] * 2 + [
+        "imgs/happiness/happy1.png", "./imgs/happiness/happy1.png"]
+    assert bunch.report["missing_files"] == []
 
 
 def test_labels_csv_paths_with_backslashes_or_spaces_are_found(tmp_path):

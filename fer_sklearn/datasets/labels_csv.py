@@ -34,6 +34,12 @@ CSV_IS_A_FOLDER = (
     "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>) use load_image_folder "
     "(in the benchmark: --dataset folder:{path})."
 )
+CONFLICTING_ROWS = (
+    "{count} image(s) are listed more than once in {path} with different labels or "
+    "splits, e.g. {examples}: one image cannot be two expressions, nor in training and "
+    "test at once. Fix the CSV, or pass on_error='skip' to leave those images out (they "
+    "are listed in bunch.report['conflicting_rows'])."
+)
 LABELS_NO_ROWS = "{path} has a header but no rows: it lists no images."
 CSV_IS_A_ZIP = (
     "{path} is a zip archive, not a labels CSV. For a zip of images use load_image_folder "
@@ -89,10 +95,29 @@ def _table(path, root):
     return df, target, files, prefix
 
 
+def _conflicting(df, target, files):
+    """Rows whose image is listed again with another label or split."""
+    split = df["split"].map(canonical_split) if "split" in df.columns else ""
+    rows = pd.DataFrame({"file": [str(f) for f in files], "label": np.asarray(target),
+                         "split": split})
+    variants = rows.drop_duplicates().groupby("file").size()
+    return rows["file"].isin(variants.index[variants > 1]).to_numpy()
+
+
 def _read(path, root, on_error, size, table):
     df, target, files, prefix = table
-    exists = np.array([f.is_file() for f in files], dtype=bool)
-    report = {"missing_files": [str(df["image_path"][i]) for i in np.flatnonzero(~exists)]}
+    conflicting = _conflicting(df, target, files)
+    named = df["image_path"].astype(str).to_numpy()
+    if conflicting.any() and on_error == "raise":
+        first = {}  # each conflicting image, as the CSV first names it
+        for i in np.flatnonzero(conflicting):
+            first.setdefault(str(files[i]), named[i])
+        examples = list(first.values())
+        raise ValueError(CONFLICTING_ROWS.format(count=len(examples), path=path,
+                                                 examples=examples[:3]))
+    exists = np.array([f.is_file() for f in files], dtype=bool) & ~conflicting
+    report = {"missing_files": [named[i] for i in np.flatnonzero(~exists & ~conflicting)],
+              "conflicting_rows": named[conflicting].tolist()}
     if not exists.all() and on_error == "raise":
         hint = REROOT_HINT.format(prefix=prefix) if prefix and root is None else ""
         raise FileNotFoundError(MISSING_IMAGES.format(
@@ -134,8 +159,10 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     size : int, default=48
         Side of the decoded images.
     on_error : {"raise", "skip"}, default="raise"
-        Missing or unreadable images: fail naming them, or skip and list them in
-        ``report["missing_files"]`` / ``report["skipped"]``.
+        Missing or unreadable images, and images listed more than once with
+        different labels or splits: fail naming them, or skip and list them in
+        ``report["missing_files"]`` / ``report["skipped"]`` /
+        ``report["conflicting_rows"]``.
     cache : bool or path, default=True
     return_X_y : bool, default=False
 
@@ -151,7 +178,8 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
         does not exist.
     ValueError
         ``path`` is a folder, a column is missing, the CSV lists no images, a
-        label is unknown, ``size`` is not a positive integer or an image cannot
+        label is unknown, (with ``on_error="raise"``) an image is listed with
+        two labels or splits, ``size`` is not a positive integer or an image cannot
         be decoded.
 
     Examples
