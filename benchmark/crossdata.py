@@ -36,23 +36,50 @@ NO_SHARED = (
     "{dataset} shares no class with the models (dataset: {data}; models: {models}); "
     "nothing can be scored."
 )
+STATE_OF_ANOTHER_RUN = (
+    " Its state/ folder holds models of a later run that did not finish (its search "
+    "differs from the one in results.json): they are not scored in this run's name."
+)
 TOO_FEW = "{dataset} has only {n} images of the models' classes; at least 20 are needed."
 
 _SPLIT_PREFERENCE = ("test", "validation")
 
 
-def _models(run_dir, names):
-    models, missing = {}, []
+def _state_is_this_runs(run_dir, results):
+    """Whether ``state/`` still holds the models of the run ``results`` describe:
+    a fresh run into the same folder, stopped before its end, replaces them
+    while the earlier results stay."""
+    search = run_dir / "state" / "stage-search.json"
+    if not search.is_file():
+        return False
+    try:
+        unit = json.loads(search.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return unit.get("result") == results.get("stages", {}).get("search")
+
+
+def _models(run_dir, names, results):
+    """The saved models (``models/``), else those a run without --save-models
+    left in ``state/``, if they are the ones its results describe."""
+    models, missing, foreign = {}, [], False
+    ours = None
     for name in names:
-        for path in (run_dir / "models" / f"{name}.joblib",
-                     run_dir / "state" / f"model-{name}.joblib"):
-            if path.is_file():
-                models[name] = joblib.load(path)
-                break
-        else:
-            missing.append(name)
+        saved = run_dir / "models" / f"{name}.joblib"
+        state = run_dir / "state" / f"model-{name}.joblib"
+        if saved.is_file():
+            models[name] = joblib.load(saved)
+            continue
+        if state.is_file():
+            ours = _state_is_this_runs(run_dir, results) if ours is None else ours
+            if ours:
+                models[name] = joblib.load(state)
+                continue
+            foreign = True
+        missing.append(name)
     if missing:
-        raise ValueError(NO_MODELS.format(path=run_dir, missing=", ".join(missing)))
+        raise ValueError(NO_MODELS.format(path=run_dir, missing=", ".join(missing))
+                         + (STATE_OF_ANOTHER_RUN if foreign else ""))
     return models
 
 
@@ -137,7 +164,7 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
                            tta=tta or config.get("tta", "none"))
     label = label or _default_label(other)
     tta = other.tta
-    models = _models(run_dir, config["models"])
+    models = _models(run_dir, config["models"], results)
 
     log(f"evaluate: loading {dataset}")
     bunch = load_bunch(other)

@@ -196,6 +196,29 @@ def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
     assert "folder:PATH" in capsys.readouterr().err
 
 
+def test_evaluate_scores_state_models_only_of_the_run_its_results_describe(fer_run, tmp_path,
+                                                                            capsys):
+    # A run without --save-models leaves its models in state/. A later fresh run
+    # into the folder, stopped after its search, once had its models scored and
+    # filed under the earlier run's results.
+    from benchmark.crossdata import NO_MODELS, STATE_OF_ANOTHER_RUN
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fer_run, copy, ignore=shutil.ignore_patterns("models"))
+    assert main(["evaluate", str(copy), "--dataset", "synthetic", "--label", "again"]) == 0
+    assert "again" in _results(copy)["cross_dataset"]
+    search = copy / "state" / "stage-search.json"
+    unit = json.loads(search.read_text())
+    unit["result"]["cnn"]["refit_time"] += 1.0  # another run's search
+    search.write_text(json.dumps(unit))
+    capsys.readouterr()
+    assert main(["evaluate", str(copy), "--dataset", "synthetic", "--label", "later"]) == 2
+    err = capsys.readouterr().err
+    missing = ", ".join(_results(copy)["config"]["models"])
+    assert NO_MODELS.format(path=copy, missing=missing) + STATE_OF_ANOTHER_RUN in err
+    assert "later" not in _results(copy)["cross_dataset"]
+
+
 def test_evaluate_on_synthetic_scores_faces_the_run_did_not_train_on(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
@@ -213,7 +236,7 @@ def test_evaluate_on_synthetic_scores_faces_the_run_did_not_train_on(tmp_path, m
         scored.append(X)
         return np.full((len(X), len(classes)), 1 / len(classes))
 
-    monkeypatch.setattr(crossdata, "_models", lambda run_dir, names: {
+    monkeypatch.setattr(crossdata, "_models", lambda run_dir, names, results: {
         "cnn": SimpleNamespace(classes_=np.array(EMOTIONS))})
     monkeypatch.setattr(crossdata, "predict_proba", uniform)
     monkeypatch.setattr(runner, "write_report", lambda run_dir, results: None)
