@@ -63,6 +63,10 @@ OOM_RETRY = (
     "{device} ran out of memory at batch size {old}; the fit starts over with batch size "
     "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
 )
+BAD_MAX_EPOCHS = "max_epochs={value!r} is not a whole number of epochs >= 0."
+BAD_BATCH_SIZE = "batch_size={value!r} is not a whole number >= 1."
+BAD_LR = "lr={value!r} is not a positive number."
+BAD_LABEL_SMOOTHING = "label_smoothing={value!r} is not a number in [0, 1)."
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
 BAD_TIME_BUDGET = "time_budget={value!r} is not None or a positive number of seconds."
 BAD_EARLY_STOPPING = "early_stopping={value!r} is not None or a positive number of epochs."
@@ -395,14 +399,45 @@ class FERClassifier(NeuralNetClassifier):
                 patience, numbers.Integral) or patience < 1):
             raise ValueError(BAD_EARLY_STOPPING.format(value=patience))
 
+    def check_params(self):
+        """Check the parameters without building anything or touching data.
+
+        ``fit`` and ``initialize`` run the same checks; call it to find a bad
+        value before long work starts (the benchmark does, for every recipe).
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter, its value and what it takes.
+        """
+        self._check_params()
+
     def _check_params(self):
         self._check_family()
+        self._check_scalars()
         self._check_callback_params()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
         _check_augment_options(self.get_params_for("augment"))
         resolve_device(self.device)  # the precision: initialize(), restored on failure
         self._check_progressive_resize()
+
+    def _check_scalars(self):
+        def whole(value, low):
+            return (not isinstance(value, bool) and isinstance(value, numbers.Integral)
+                    and value >= low)
+
+        def real(value):
+            return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+        if not whole(self.max_epochs, 0):
+            raise ValueError(BAD_MAX_EPOCHS.format(value=self.max_epochs))
+        if not whole(self.batch_size, 1):
+            raise ValueError(BAD_BATCH_SIZE.format(value=self.batch_size))
+        if not (real(self.lr) and self.lr > 0):
+            raise ValueError(BAD_LR.format(value=self.lr))
+        if not (real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise ValueError(BAD_LABEL_SMOOTHING.format(value=self.label_smoothing))
 
     def _check_progressive_resize(self):
         value = self.progressive_resize

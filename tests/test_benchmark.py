@@ -187,6 +187,17 @@ def test_every_recipe_is_checked_before_the_first_fit(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_value_of_the_wrong_type_fails_before_the_first_fit(tmp_path, capsys):
+    # max_epochs = "2" for the second model once failed after the first had trained
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_TOML.replace("[recipes.resnet18.params]\nmax_epochs = 1",
+                                     "[recipes.resnet18.params]\nmax_epochs = \"2\""))
+    assert _run(bad, tmp_path / "runs") == 2
+    assert ("recipes.resnet18.params: max_epochs='2' is not a whole number of epochs >= 0."
+            in capsys.readouterr().err)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_after_a_crash_between_models_recomputes_nothing(tiny, tmp_path, monkeypatch):
     clean = tmp_path / "clean"
     assert _run(tiny, clean) == 0

@@ -302,6 +302,29 @@ def test_bad_time_budget_is_named(value, faces):
         CNNClassifier(max_epochs=1, module__width=4, time_budget=value).fit(X, y)
 
 
+@pytest.mark.parametrize("param, value, message", [
+    ("max_epochs", "2", "BAD_MAX_EPOCHS"), ("max_epochs", -1, "BAD_MAX_EPOCHS"),
+    ("max_epochs", 2.0, "BAD_MAX_EPOCHS"), ("batch_size", 0, "BAD_BATCH_SIZE"),
+    ("batch_size", True, "BAD_BATCH_SIZE"), ("lr", "1e-3", "BAD_LR"), ("lr", 0, "BAD_LR"),
+    ("label_smoothing", 1.0, "BAD_LABEL_SMOOTHING"), ("label_smoothing", None,
+                                                      "BAD_LABEL_SMOOTHING")])
+def test_bad_training_numbers_are_named_before_anything_is_built(param, value, message):
+    # max_epochs="2" once failed deep in the fit with "'str' object cannot be
+    # interpreted as an integer"; check_params finds it with no data at all
+    import re
+
+    from fer_sklearn import estimators
+
+    clf = CNNClassifier(**{param: value})
+    expected = re.escape(getattr(estimators, message).format(value=value))
+    with pytest.raises(ValueError, match=expected):
+        clf.check_params()
+    assert not hasattr(clf, "module_")
+    with pytest.raises(ValueError, match=expected):
+        clf.initialize()
+    CNNClassifier(max_epochs=0, batch_size=1, lr=1, label_smoothing=0.5).check_params()
+
+
 def test_precision_and_layout_options(faces):
     X, y = faces
     fp32 = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0,

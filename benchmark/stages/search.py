@@ -70,7 +70,8 @@ def check_recipes(config):
     ------
     ValueError
         Listing every recipe with an unknown parameter or architecture option
-        (``module__*``), each with "did you mean".
+        (``module__*``), each with "did you mean", or a value the estimator
+        refuses (:meth:`~fer_sklearn.FERClassifier.check_params`).
     """
     problems = []
     for model in config.models:
@@ -89,6 +90,11 @@ def check_recipes(config):
                 hints = "; ".join(f"{k!r}{did_you_mean(k, options)}" for k in unknown)
                 problems.append(BAD_PARAM.format(model=model, part=part,
                                                  reason=f"unknown option(s) {hints}"))
+                break
+            try:
+                est.check_params()  # wrong types too (max_epochs = "2"), before any fit
+            except ValueError as exc:
+                problems.append(BAD_PARAM.format(model=model, part=part, reason=exc))
                 break
     if problems:
         raise ValueError("\n".join(problems))
