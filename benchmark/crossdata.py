@@ -25,9 +25,8 @@ from .config import resolve_config
 from .progress import log
 from .stages.data import class_order, load_bunch
 from .stages.evaluate import predict_proba, score
-from .store import to_jsonable, write_json
+from .store import read_results, to_jsonable, write_json
 
-NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
 NO_MODELS = (
     "{path} holds no saved model for {missing}. Re-run the benchmark with --save-models "
     "(add --resume to reuse its finished work)."
@@ -150,9 +149,7 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
 
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
-    if not path.is_file():
-        raise ValueError(NO_RESULTS.format(path=run_dir))
-    results = json.loads(path.read_text(encoding="utf-8"))
+    results = read_results(run_dir)
     config = results["config"]
     # A run trained on synthetic faces is scored on other ones than its own.
     fresh = (str(dataset).split(":", 1)[0] == "synthetic"

@@ -19,6 +19,8 @@ from .stages.data import load
 from .stages.search import MODEL_FILE_SUFFIXES, check_recipes, save_model
 from .store import (
     UnitStore,
+    read_results,
+    read_run_json,
     stop_if_interrupted,
     to_jsonable,
     watch_interrupts,
@@ -32,7 +34,6 @@ NOT_A_RUN_DIR = (
     "{path} exists and holds files that are not a benchmark run ({examples}); "
     "refusing to write into it. Pick another --out/--name, or empty that folder."
 )
-NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
 RESUME_OTHER_CONFIG = (
     "{path} was started with a different configuration ({keys} differ); --resume "
     "continues only the same run. Drop --resume to start over, or use another --name."
@@ -100,7 +101,7 @@ def _prepare_run_dir(config, resume):
         if resume:
             saved = run_dir / "config.json"
             if saved.is_file():
-                old = json.loads(saved.read_text(encoding="utf-8"))
+                old = read_run_json(saved, "config.json")
                 new = config.to_dict()
                 keys = sorted(k for k in set(old) | set(new)
                               if k not in _RESUME_FREE and old.get(k) != new.get(k))
@@ -297,9 +298,6 @@ def write_report(run_dir, results=None):
     run_dir = Path(run_dir)
     ordered_stages()  # stage modules register their report sections
     if results is None:
-        path = run_dir / "results.json"
-        if not path.is_file():
-            raise ValueError(NO_RESULTS.format(path=run_dir))
-        results = json.loads(path.read_text(encoding="utf-8"))
+        results = read_results(run_dir)
     write_text(run_dir / "report.md", render_report(results))
     return run_dir / "report.md"

@@ -11,6 +11,35 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+NO_RESULTS = "{path} has no results.json: it is not a finished benchmark run."
+BAD_RUN_FILE = "{path} is not a readable benchmark {what}: {reason}."
+
+
+def read_run_json(path, what):
+    """A run folder's JSON file (``results.json``, ``config.json``) as a dict;
+    a damaged one raises ValueError naming it."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        raise ValueError(BAD_RUN_FILE.format(path=path, what=what, reason=exc)) from exc
+    if not isinstance(obj, dict):
+        raise ValueError(BAD_RUN_FILE.format(
+            path=path, what=what, reason=f"it holds a JSON {type(obj).__name__}, not an object"))
+    return obj
+
+
+def read_results(run_dir):
+    """``results.json`` of a finished run folder, checked enough to render or extend."""
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise ValueError(NO_RESULTS.format(path=run_dir))
+    results = read_run_json(path, "results.json")
+    if not isinstance(results.get("config"), dict) or not isinstance(
+            results["config"].get("models"), list):
+        raise ValueError(BAD_RUN_FILE.format(path=path, what="results.json",
+                                             reason="it records no run configuration"))
+    return results
+
 
 class WriteError(OSError):
     """An ``OSError`` met while writing a run's files (disk full, read-only folder)."""

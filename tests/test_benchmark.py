@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 
 import joblib
@@ -160,6 +161,29 @@ def test_every_problem_is_reported_at_once(tmp_path):
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     assert main(["run", "--profile", "quik", "--out", str(tmp_path)]) == 2
     assert "Did you mean 'quick'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("{bad", "Expecting property name"), ("[]", "it holds a JSON list, not an object"),
+    ("{}", "it records no run configuration"), ("\xff\xfe", "codec can't decode")])
+def test_a_damaged_results_file_is_named_not_a_traceback(tmp_path, capsys, text, reason):
+    # once a KeyError/TypeError traceback, or a JSON message naming no file
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / runner.MARKER).touch()
+    (run_dir / "results.json").write_bytes(text.encode("latin-1"))
+    (run_dir / "config.json").write_bytes(text.encode("latin-1"))
+    head = f"{run_dir / 'results.json'} is not a readable benchmark results.json: "
+    for argv in (["report", str(run_dir)], ["evaluate", str(run_dir), "--dataset", "synthetic"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert head in err and reason in err and "Traceback" not in err
+    if text == "{}":
+        return  # a config.json of {} is readable: it differs from any run's
+    resumed = resolve_config(out=str(tmp_path), name="run")
+    with pytest.raises(ValueError, match=re.escape(
+            f"{run_dir / 'config.json'} is not a readable benchmark config.json: ")):
+        runner._prepare_run_dir(resumed, resume=True)
 
 
 def test_bad_recipe_parameter_names_the_model(tmp_path, capsys):
