@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_sklearn import FERClassifier
-from fer_sklearn._torch_utils import bf16_supported
+from fer_sklearn._torch_utils import bf16_supported, resolve_device
 from fer_sklearn._training import augment_batch
 from fer_sklearn.architectures import create
 from fer_sklearn.cost import flops_per_image, inference_rate
@@ -51,6 +51,7 @@ from .store import write_json, write_text
 
 NO_PERF_RECIPE = ("perf times the quick profile's recipes; there is none for {unknown}. "
                   "Choose from {valid}.")
+BAD_EPOCHS = "--epochs must be a whole number >= 1; got {value!r}."
 STUDY_BEST = 0.5074  # the original study's best validation accuracy (DenseNet)
 STUDY_EPOCHS, STUDY_TRAIN_SHARE = 10, 0.5
 FAMILIES = ("cnn", "resnet18", "densenet_bc")
@@ -374,6 +375,9 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
     if unknown:
         raise ValueError(NO_PERF_RECIPE.format(unknown=", ".join(unknown),
                                                valid=", ".join(_QUICK_RECIPES)))
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(BAD_EPOCHS.format(value=epochs))
+    device = resolve_device(device)  # "auto" to what is there; a bad name, before any work
     precisions = _precisions(device)
     if "bf16" not in precisions:
         log(f"perf: {device} has no fast bfloat16 (no AVX512-BF16/AMX or CUDA bf16): "

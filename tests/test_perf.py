@@ -57,6 +57,17 @@ def test_perf_rejects_models_without_a_quick_recipe(capsys):
             in capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("args, message", [
+    # each once a torch traceback, or an IndexError at the end of a long run
+    (["--device", "bogus"], "device='bogus' is not a torch device string"),
+    (["--epochs", "0"], "--epochs must be a whole number >= 1; got 0."),
+])
+def test_perf_checks_its_options_before_any_work(tmp_path, capsys, args, message):
+    assert main(["perf", *args, "--out", str(tmp_path / "perf")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "perf").exists()
+
+
 @pytest.mark.parametrize("folder", sorted(p.name for p in REPORTS.glob("perf-*")
                                           if (p / "perf.json").exists()))
 def test_committed_perf_reports_rerender_identically(folder):
