@@ -390,10 +390,16 @@ def _validate(values):
     from fer_sklearn.architectures import list_architectures
 
     problems = _check_keys(values, FIELDS, "config")
-    kind = str(values.get("dataset", "")).split(":", 1)[0]
-    if kind not in DATASET_KINDS or (kind != "synthetic" and ":" not in values["dataset"]):
+    kind, colon, where = str(values.get("dataset", "")).partition(":")
+    if kind not in DATASET_KINDS:
         problems.append(BAD_DATASET.format(value=values.get("dataset"),
                                            hint=did_you_mean(kind, DATASET_KINDS)))
+    elif kind == "synthetic" and colon:
+        problems.append(BAD_DATASET.format(value=values["dataset"],
+                                           hint=" The synthetic faces take no path."))
+    elif kind != "synthetic" and not where.strip():
+        problems.append(BAD_DATASET.format(value=values["dataset"],
+                                           hint=f" {kind}: needs a path after the colon."))
     elif values.get("dataset_root") is not None and kind != "csv":
         problems.append(ROOT_NOT_CSV.format(root=values["dataset_root"], kind=kind))
     elif not isinstance(values.get("dataset_root"), (str, type(None))):
@@ -405,11 +411,21 @@ def _validate(values):
         problems.append(BAD_VALUE.format(key="models", expected="a non-empty list of "
                                          "registry names", value=models))
     else:
+        repeated = sorted({m for m in models if models.count(m) > 1})
+        if repeated:
+            problems.append(BAD_VALUE.format(key="models", expected="a list naming each "
+                                             f"model once ({', '.join(repeated)} repeated)",
+                                             value=models))
         for model in models:
             if model not in valid_models:
                 problems.append(UNKNOWN_VALUE.format(what="model", value=model,
                                                      hint=did_you_mean(model, valid_models),
                                                      valid=", ".join(valid_models)))
+    name = values.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()
+                             or name in (".", "..") or any(c in name for c in "/\\")):
+        problems.append(BAD_VALUE.format(key="name", expected="None or a folder name inside "
+                                         "out (not empty, no '/', '\\' or '..')", value=name))
     problems += _validate_synthetic(values.get("synthetic"))
     problems += _validate_recipes(values.get("recipes"), valid_models)
     checks = (  # key, expected, whether an integer value is acceptable

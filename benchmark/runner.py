@@ -157,6 +157,7 @@ def run(config: Config, resume=False):
     pathlib.Path
         The run folder.
     """
+    resolve_device(config.device)  # a device that is not there fails before anything
     check_recipes(config)  # a typo fails now, not after the first models have trained
     run_dir = _prepare_run_dir(config, resume)
     # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still

@@ -139,6 +139,15 @@ def test_values_of_the_wrong_type_name_their_key(tmp_path, toml, flags, message)
 @pytest.mark.parametrize("args, message", [
     (["--models", ","], "models must be a non-empty list of registry names; got []."),
     (["--config", "synthetic-typo"], "Unknown synthetic key 'n_sample'."),
+    # each of these once ran: two identical rows and a model voting with itself; a
+    # run into the default folder, wiping its state; a folder outside --out; a
+    # dataset path that was ignored
+    (["--models", "cnn,cnn"], "models must be a list naming each model once (cnn repeated)"),
+    (["--name", ""], "name must be None or a folder name inside out (not empty, no '/', "),
+    (["--name", "../escape"], "; got '../escape'."),
+    (["--dataset", "synthetic:foo"], "'synthetic:foo' is not one of synthetic, fer2013:PATH"),
+    (["--dataset", "csv:"], "(e.g. fer2013:data/fer2013.csv or folder:faces/). csv: needs a "
+                            "path after the colon."),
 ])
 def test_config_errors_end_the_run_before_any_folder_is_written(tmp_path, capsys, args,
                                                                 message):
@@ -359,6 +368,24 @@ def test_a_folder_dataset_has_no_sensitive_attributes_unless_given(tmp_path):
     assert results["stages"]["data"]["attributes"] == {}
     assert "fairness" not in results["stages"]
     assert results["stages"]["data"]["n_test"] == 14
+
+
+def test_a_dataset_of_one_class_is_refused_before_training(tmp_path, capsys):
+    # it once ran to the end and reported 100.0 [100.0, 100.0] % accuracy
+    from PIL import Image
+
+    from benchmark.stages.data import ONE_CLASS
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    folder = tmp_path / "faces" / "surprise"
+    folder.mkdir(parents=True)
+    for i, img in enumerate(make_synthetic_faces(28, random_state=0).data):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    dataset = f"folder:{tmp_path / 'faces'}"
+    assert main(["run", "--dataset", dataset, "--models", "cnn",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert ONE_CLASS.format(dataset=dataset, label="surprise") in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "folder-quick" / "state").exists()
 
 
 @pytest.mark.parametrize("line, key", [

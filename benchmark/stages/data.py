@@ -28,6 +28,8 @@ NO_TRAIN_SPLIT = (
     "training folder 'train' (or 'Training'), or drop the split folders."
 )
 TOO_SMALL = "{dataset} has only {n} images; the benchmark needs at least 20."
+ONE_CLASS = ("{dataset}: every training image is labelled {label!r}; a classifier needs at "
+             "least two classes to learn from.")
 CANNOT_SPLIT = ("{dataset}: {n} images of {k} classes cannot be split into train and test "
                 "by class: {reason}")
 TOO_FEW_TO_SPLIT = (
@@ -157,6 +159,8 @@ def load(config):
         train, test = _stratified_split(idx, y, config, " in the train split")
         protocol = f"train split only: stratified {config.test_size:.0%} of it held out as test"
     train, test = np.sort(train), np.sort(test)
+    if len(np.unique(y[train])) < 2:
+        raise ValueError(ONE_CLASS.format(dataset=config.dataset, label=str(y[train][0])))
     unused = np.setdiff1d(np.arange(n), np.concatenate([train, test]))
     if config.max_train is not None and len(train) > config.max_train:
         train = stratified_cap(train, y, config.max_train, config.seed)
