@@ -23,6 +23,7 @@ WRITE_REMEDIES = {
     "perf": "pick a writable --out.",
 }
 CANNOT_READ = "cannot read {path}: {reason}."
+DROP_WITHOUT_EXPORT = "--drop leaves classes out of an --export; without --export it has no use."
 # Errors that only a write can meet: disk full, read-only file system, quota.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
@@ -71,6 +72,8 @@ def cmd_faces(args):
     if args.export:
         faces.export_faces(args.export, seed=args.seed, drop=args.drop or (), **n)
         return 0
+    if args.drop:
+        raise ValueError(DROP_WITHOUT_EXPORT)
     faces.run(grid=args.grid, seed=args.seed, **n)
     return 0
 

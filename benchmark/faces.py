@@ -42,6 +42,8 @@ EXPORT_NAMES = {"angry": "anger", "disgust": "disgusted", "fear": "fearful",
                 "neutral": "neutral"}
 NOT_EMPTY = "{path} exists and is not empty; export into a new folder."
 UNKNOWN_DROP = "--drop names {unknown}, not among the classes {valid}."
+DROPS_EVERY_CLASS = "--drop leaves no class to export; keep at least one of {valid}."
+GRID_IS_A_FOLDER = "--grid {path} is a folder; give the PNG file to write, e.g. {path}/faces.png."
 
 
 def export_faces(folder, n=2000, seed=0, drop=()):
@@ -59,6 +61,8 @@ def export_faces(folder, n=2000, seed=0, drop=()):
     if unknown:
         raise ValueError(UNKNOWN_DROP.format(unknown=", ".join(unknown),
                                              valid=", ".join(EXPORT_NAMES)))
+    if set(drop) >= set(EXPORT_NAMES):
+        raise ValueError(DROPS_EVERY_CLASS.format(valid=", ".join(EXPORT_NAMES)))
     faces = make_synthetic_faces(n, random_state=seed)
     keep = ~np.isin(faces.target, list(drop))
     groups = list(faces.get("attributes", []))
@@ -86,6 +90,8 @@ def _write_export(folder, faces, keep, groups):
 
 def run(n=20000, grid=None, seed=0):
     """Print generation speed (with and without masks); draw a grid if asked."""
+    if grid and Path(grid).is_dir():
+        raise ValueError(GRID_IS_A_FOLDER.format(path=Path(grid)))
     plain = faces_per_second(n, seed)
     masked = faces_per_second(n, seed, return_masks=True)
     print(f"make_synthetic_faces, 48x48, one CPU core: {plain:,.0f} faces/s "
@@ -95,6 +101,8 @@ def run(n=20000, grid=None, seed=0):
         fig = plot_face_grid(faces.data, faces.target, n_per_class=8, random_state=seed,
                              title="Synthetic faces (make_synthetic_faces, seed "
                                    f"{seed}), 8 per class")
-        save_png(fig, grid, gray=True, dpi=72)
+        with writing():
+            Path(grid).parent.mkdir(parents=True, exist_ok=True)
+            save_png(fig, grid, gray=True, dpi=72)
         log(f"faces: grid written to {grid}")
     return plain, masked

@@ -148,6 +148,29 @@ def test_export_refuses_to_drop_a_class_it_does_not_know(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    # an empty export once "succeeded"; --drop without --export was silently ignored;
+    # a folder as --grid once left a stray temporary file and blamed a read
+    (["--export", "{tmp}/x", "--drop", "angry,disgust,fear,happy,sad,surprise,neutral"],
+     "--drop leaves no class to export; keep at least one of angry,"),
+    (["--drop", "happy"], "--drop leaves classes out of an --export; without --export"),
+    (["--grid", "{tmp}"], "--grid {tmp} is a folder; give the PNG file to write"),
+])
+def test_faces_refuses_what_it_cannot_do_and_leaves_nothing_behind(tmp_path, capsys, args,
+                                                                  message):
+    before = sorted(tmp_path.parent.iterdir())
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert main(["faces", "--n", "20", *args]) == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [] and sorted(tmp_path.parent.iterdir()) == before
+
+
+def test_faces_grid_goes_into_a_new_folder(tmp_path):
+    grid = tmp_path / "new" / "grid.png"
+    assert main(["faces", "--n", "20", "--grid", str(grid)]) == 0
+    assert grid.is_file() and [p.name for p in grid.parent.iterdir()] == ["grid.png"]
+
+
 def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
     posed = _posed_set(tmp_path / "posed", tmp_path)
     assert main(["evaluate", str(fer_run), "--dataset", f"csv:{posed}/labels.csv",

@@ -36,8 +36,12 @@ def save_png(fig, path, gray=False, dpi=None):
     image = image.convert("L") if gray else image.convert("RGB").quantize(
         colors=256, method=Image.Quantize.MEDIANCUT)
     tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG", optimize=True)
-    tmp.replace(path)
+    try:
+        image.save(tmp, format="PNG", optimize=True)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no stray temporary file beside a failed write
+        raise
     return path.name
 
 
