@@ -11,7 +11,9 @@ from .config import FIELDS as CONFIG_FIELDS
 from .progress import log
 from .store import WriteError
 
-CANNOT_WRITE = "cannot write {path}: {reason}. Free some space or {remedy}"
+CANNOT_WRITE = "cannot write {path}: {reason}. {remedy}"
+# Before the remedy, where the disk is full.
+FREE_SPACE = "Free some space or "
 # What else to do about a failed write, per command.
 WRITE_REMEDIES = {
     "run": ("pick a writable --out; finished units of the run are kept, so the same "
@@ -25,7 +27,8 @@ WRITE_REMEDIES = {
 CANNOT_READ = "cannot read {path}: {reason}."
 DROP_WITHOUT_EXPORT = "--drop leaves classes out of an --export; without --export it has no use."
 # Errors that only a write can meet: disk full, read-only file system, quota.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_WRITE_ERRNOS = _FULL_ERRNOS | {errno.EROFS}
 INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
                "command plus --resume.")
 
@@ -106,7 +109,12 @@ def main(args):
     except OSError as exc:  # read-only folder, disk full, unreadable data, ...
         written = isinstance(exc, WriteError) or exc.errno in _WRITE_ERRNOS
         message = CANNOT_WRITE if written else CANNOT_READ
+        remedy = WRITE_REMEDIES.get(args.command, "")
+        if exc.errno in _FULL_ERRNOS:
+            remedy = FREE_SPACE + remedy
+        else:
+            remedy = remedy[:1].upper() + remedy[1:]
         print("error: " + message.format(path=exc.filename or "a file", reason=exc.strerror or exc,
-                                         remedy=WRITE_REMEDIES.get(args.command, "")),
+                                         remedy=remedy),
               file=sys.stderr)
         return 1

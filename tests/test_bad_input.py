@@ -217,6 +217,7 @@ def test_read_only_output_folder_is_a_clear_error(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "cannot write" in err and "Permission denied" in err and "Traceback" not in err
     assert "--resume" in err
+    assert "Free some space" not in err  # the disk is not full: no advice that it is
 
 
 def test_a_failed_export_names_its_own_folder_option(tmp_path, capsys):
@@ -257,7 +258,8 @@ def test_disk_full_while_writing_the_report_loses_nothing(tmp_path, capsys, monk
     monkeypatch.setattr(runner, "write_text", full)
     assert _run(tmp_path) == 1
     err = capsys.readouterr().err
-    assert "No space left on device" in err and "--resume" in err
+    assert "No space left on device. Free some space or pick a writable --out" in err
+    assert "--resume" in err
     run_dir = tmp_path / "runs" / "r"
     assert not (run_dir / "report.md").exists()
     assert not list(run_dir.rglob("*.tmp"))
