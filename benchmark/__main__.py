@@ -67,7 +67,8 @@ def build_parser():
     evaluate.add_argument("--dataset-root", dest="dataset_root", metavar="DIR", help=ROOT_HELP)
     evaluate.add_argument("--attributes", help=("CSV of group attributes of that dataset, "
                                                  "joined as in `run`"))
-    evaluate.add_argument("--label", help="section name (default: the dataset's file name)")
+    evaluate.add_argument("--label", help="section name (default: the dataset's file or folder name; for a "
+                               "labels.csv, the name of the folder holding it)")
     evaluate.add_argument("--tta", help="none, flip, crops or affine (default: the run's own)")
 
     perf = sub.add_parser(
@@ -79,7 +80,7 @@ def build_parser():
     perf.add_argument("--dataset", help="fer2013:PATH for the FER2013 sections "
                                         "(default: synthetic faces, speed only)")
     perf.add_argument("--out", default="reports/perf-cpu", help="default: reports/perf-cpu")
-    perf.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    perf.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     perf.add_argument("--models", type=_models, help="default: cnn,resnet18,densenet_bc")
     perf.add_argument("--epochs", type=int, default=6,
                       help="epochs of the time-to-accuracy fits (default 6)")

@@ -43,8 +43,9 @@ ROOT_NOT_CSV = (
 DATASET_KINDS = ("synthetic", "fer2013", "folder", "csv")
 _EXPLAIN_METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion", "shap")
 FAIRNESS_MITIGATIONS = ("significant", "largest", "off")
-# Test-time averaging: none, the face and its mirror, or ten views (five
-# 2-pixel shifts, each mirrored).
+# Test-time averaging: none, the face and its mirror, ten views (the face and
+# four 2-pixel diagonal shifts, each mirrored) or eighteen (those, zoomed in and
+# out and rotated each way, each mirrored); see the ``tta`` attribute of Config.
 TTA_MODES = ("none", "flip", "crops", "affine")
 
 # Recipe keys a recipe table may hold.
@@ -124,7 +125,7 @@ _FULL_RECIPES = {
 # no such gain); the resnet18 too (eighteen-view held-out accuracy 68.5%
 # against 67.8% with 128, at 721 against 715 images/s). The DenseNet's first
 # block, at 24x24, holds two layers: four there cost a third of its speed
-# (357 against 524 images/s on a 2-core Xeon), and with the epochs this frees
+# (357 against 524 images/s in a 4-epoch probe on 3,072 faces, 2-core Xeon), and with the epochs this frees
 # (28 against 19 in 20 minutes) its held-out accuracy rose from 64.6% to 67.3%.
 _FER_CPU_COMMON = {"batch_size": 64, "lr_schedule": "onecycle", "label_smoothing": 0.1,
                    "class_weight": {"disgust": 3.0}, "optimizer__weight_decay": 0.05,
@@ -199,7 +200,9 @@ class Config:
         from, and that absolute paths recorded on another machine (such as
         ``/content/drive/...``) are re-rooted to; None: the CSV's folder.
     attributes : str or None
-        CSV of sensitive attributes joined on the image path.
+        CSV of sensitive attributes joined on the image path (its ``path``
+        column), or, for the FER2013 CSV, which has no paths, on the data row
+        number (its ``row`` column).
     attributes_note : str or None
         Where the attributes come from (e.g. predicted by a model, not
         self-reported); printed with every table that uses them.
@@ -236,8 +239,8 @@ class Config:
         Bootstrap resamples for confidence intervals.
     tta : {"none", "flip", "crops", "affine"}
         Test-time averaging of probabilities: none, over the face and its
-        mirror, over ten views (the face shifted by 2 pixels in four
-        directions or not, each also mirrored) or over eighteen (those ten,
+        mirror, over ten views (the face unshifted and shifted by 2 pixels
+        along each diagonal, each also mirrored) or over eighteen (those ten,
         and the face zoomed in and out by 10% and rotated 8 degrees each way,
         each mirrored). ``true``/``false`` mean ``flip``/``none``.
     save_models : bool
@@ -261,8 +264,9 @@ class Config:
         the epochs that fit) when the recipe's epochs would take longer,
         and the fit itself re-plans after every epoch (the estimator's
         ``time_budget``), shortening its schedule if the epochs run slower
-        than probed. The epochs trained then depend on the machine and its
-        load; the run's results record them.
+        than probed, or lengthening it (up to ``max_epochs``) if faster.
+        The epochs trained then depend on the machine and its load; the
+        run's results record them.
     min_group_size : int
         Fairness audit: groups with fewer test images are shown but marked
         too small to judge and left out of gaps.
