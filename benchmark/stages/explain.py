@@ -217,8 +217,9 @@ def _section(results):
              "more faithful; `random` is the baseline order)."
              + (" Inside: share of positive attribution on the pixels that carry the "
                 "expression (grown by 2 px); pointing: share of faces whose top pixel is "
-                "there. A random map scores the regions' area share "
-                f"({pct(ex['models'][models[0]]['methods']['random']['localisation']['area'], 0)}%)."
+                "there. A random map scores, on average, the regions' area share on both "
+                f"({pct(ex['models'][models[0]]['methods']['random']['localisation']['area'], 0)}%; "
+                "its pointing varies widely over few faces)."
                 if ex["ground_truth"] else ""), "",
              table(rows, headers), ""]
     ref = ex["reference_method"]

@@ -420,6 +420,7 @@ def _representation_sentence(group, rec, equal_share):
     spread = f", per class {pct(min(shares))}-{pct(max(shares))}%" if shares else ""
     numbers = (f"{pct(rec['train_share'])}% of the training images{spread}; an equal share "
                f"would be {pct(equal_share)}%")
+    numbers += "; under-represented means below three quarters of that"
     if rec["train_share"] < 0.75 * equal_share:
         return (f"`{group}` is under-represented in training ({numbers}): more (or "
                 "up-weighted) training images of this group are a first remedy.")

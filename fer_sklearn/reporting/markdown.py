@@ -199,13 +199,14 @@ def _models(results):
     for model in _models_of(results, search):
         s = search[model]
         text += [f"### {model}", "",
-                 f"Recipe: {params_text(s['params'])}. Trained on {s['n_train']} images.", ""]
+                 f"Recipe: {params_text(s['params'])}. Training images: {s['n_train']}.", ""]
         if s.get("cv"):
             cv = s["cv"]
             rows = [[params_text(p), pct(mu), pct(sd), " / ".join(pct(sp[j]) for sp in cv["splits"]),
                      f"{cv['mean_fit_time'][j]:.1f}", cv["rank"][j]]
                     for j, (p, mu, sd) in enumerate(zip(cv["params"], cv["mean"], cv["std"]))]
-            text += [table(rows, ["grid point", "CV acc. %", "sd", "per fold", "fit s", "rank"]),
+            text += [table(rows, ["grid point", "CV acc. %", "sd over folds", "per fold", "fit s",
+                                  "rank"]),
                      "", f"Chosen: {params_text(s['best_params'])}; refit on all training "
                      f"images in {s['refit_time']:.0f} s.", ""]
         elif s.get("holdout"):
@@ -302,7 +303,11 @@ def _methods(results):
             "the two models classifies correctly.",
             "- Cost: *fit s* is the wall time of the final refit; *infer img/s* is "
             "`predict_proba` throughput on up to 512 test images; *FLOPs/img* counts one "
-            "forward pass (`torch.utils.flop_counter`, multiply-add = 2 FLOPs).",
+            "forward pass (`torch.utils.flop_counter`, multiply-add = 2 FLOPs). The "
+            "ensemble's cost is that of all its members together (fit s summed, img/s of "
+            "running them all).",
+            "- CV acc. *sd* is the standard deviation of the fold accuracies (numpy's, "
+            "over the folds); *pp* means percentage points.",
         ]
         tta = evaluate.get("tta")
         if tta in (True, "flip"):
