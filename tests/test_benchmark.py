@@ -261,6 +261,64 @@ def test_resume_after_a_crash_between_models_recomputes_nothing(tiny, tmp_path, 
     assert _metrics(run_dir) == expected
 
 
+def test_resume_after_a_crash_in_a_late_stage_reruns_only_that_stage(tiny, tmp_path,
+                                                                      monkeypatch):
+    # Metrics are deterministic, so equal results cannot tell reuse from rework:
+    # the resumed run must not call any finished stage or rewrite its unit.
+    import dataclasses
+
+    from benchmark.stages import STAGES, ordered_stages
+
+    ordered_stages()
+    late = max(STAGES.values(), key=lambda spec: spec.order)
+
+    def crash(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(STAGES, late.name, dataclasses.replace(late, run=crash))
+    assert _run(tiny, tmp_path) == 130
+    state = tmp_path / "t" / "state"
+    finished = {p.name: p.stat().st_mtime_ns for p in state.glob("stage-*.json")}
+    assert f"stage-{late.name}.json" not in finished and "stage-evaluate.json" in finished
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    for spec in list(STAGES.values()):
+        if spec.name != late.name:
+            monkeypatch.setitem(STAGES, spec.name, dataclasses.replace(spec, run=must_not_run))
+    monkeypatch.setitem(STAGES, late.name, late)
+    assert _run(tiny, tmp_path, "--resume") == 0
+    assert {p: (state / p).stat().st_mtime_ns for p in finished} == finished
+    assert late.name in json.loads((tmp_path / "t" / "results.json").read_text())["stages"]
+
+
+
+def test_resume_after_a_crash_between_evaluations_reuses_the_first(tiny, tmp_path,
+                                                                   monkeypatch):
+    from benchmark.stages import evaluate as evaluate_module
+
+    real = evaluate_module.predict_proba
+    calls = []
+
+    def crash_on_second(est, X, tta="none", classes=None):
+        calls.append(est.architecture)
+        if est.architecture == "resnet18":
+            raise KeyboardInterrupt
+        return real(est, X, tta=tta, classes=classes)
+
+    monkeypatch.setattr(evaluate_module, "predict_proba", crash_on_second)
+    assert _run(tiny, tmp_path) == 130
+    assert calls == ["cnn", "resnet18"]
+    first = tmp_path / "t" / "state" / "eval-cnn.json"
+    stamp = first.stat().st_mtime_ns
+    calls.clear()
+    monkeypatch.setattr(evaluate_module, "predict_proba", lambda est, *a, **k: (
+        calls.append(est.architecture), real(est, *a, **k))[1])
+    assert _run(tiny, tmp_path, "--resume") == 0
+    assert calls == ["resnet18"] and first.stat().st_mtime_ns == stamp
+
+
 def test_resume_refuses_a_different_configuration(tiny, tmp_path, capsys):
     assert _run(tiny, tmp_path) == 0
     assert main(["run", "--config", str(tiny), "--out", str(tmp_path), "--name", "t",
