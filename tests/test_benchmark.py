@@ -428,6 +428,52 @@ def test_a_folder_dataset_has_no_sensitive_attributes_unless_given(tmp_path):
     assert results["stages"]["data"]["n_test"] == 14
 
 
+def _face_folder(root, layout):
+    """PNG faces under ``root``: ``layout`` maps a relative folder to an image count."""
+    from PIL import Image
+
+    from fer_sklearn.datasets import make_synthetic_faces
+
+    faces = make_synthetic_faces(sum(layout.values()), random_state=0).data
+    i = 0
+    for folder, count in layout.items():
+        (root / folder).mkdir(parents=True)
+        for _ in range(count):
+            Image.fromarray(faces[i]).save(root / folder / f"{i}.png")
+            i += 1
+    return f"folder:{root}"
+
+
+def test_a_dataset_without_a_train_split_or_too_small_to_split_is_named(tmp_path, capsys):
+    from benchmark.stages.data import CANNOT_SPLIT, NO_TRAIN_SPLIT
+
+    dataset = _face_folder(tmp_path / "a", {"PublicTest/happy": 12, "PrivateTest/sad": 12})
+    assert main(["run", "--dataset", dataset, "--models", "cnn",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert NO_TRAIN_SPLIT.format(dataset=dataset, splits=["test", "validation"]) in (
+        capsys.readouterr().err)
+    # seven classes, 3 images each: a 10% test split holds fewer images than classes
+    dataset = _face_folder(tmp_path / "b", {c: 3 for c in (
+        "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")})
+    config = tmp_path / "c.toml"
+    config.write_text("test_size = 0.1\n")
+    assert main(["run", "--config", str(config), "--dataset", dataset, "--models", "cnn",
+                 "--out", str(tmp_path / "runs")]) == 2
+    head = CANNOT_SPLIT.format(dataset=dataset, n=21, k=7, reason="")
+    assert head in capsys.readouterr().err
+
+
+def test_a_class_path_that_does_not_import_is_named(tmp_path, capsys):
+    from benchmark.stages.search import BAD_IMPORT
+
+    config = tmp_path / "c.toml"
+    config.write_text('[recipes.cnn.params]\noptimizer = "torch.optim.Adamm"\n')
+    assert main(["run", "--config", str(config), "--models", "cnn",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert BAD_IMPORT.format(model="cnn", key="optimizer", value="torch.optim.Adamm") in (
+        capsys.readouterr().err)
+
+
 def test_a_dataset_of_one_class_is_refused_before_training(tmp_path, capsys):
     # it once ran to the end and reported 100.0 [100.0, 100.0] % accuracy
     from PIL import Image

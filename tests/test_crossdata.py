@@ -219,6 +219,27 @@ def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
     assert "folder:PATH" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("labels, message", [
+    (["contempt"] * 25, "shares no class with the models (dataset: contempt; models: "),
+    (["happy"] * 12 + ["contempt"] * 13, "has only 12 images of the models' classes; at least "
+                                         "20 are needed."),
+])
+def test_evaluate_says_when_too_little_can_be_scored(fer_run, tmp_path, capsys, labels,
+                                                     message):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    rows = ["image_path,label"]
+    for i, label in enumerate(labels):
+        Image.fromarray(np.full((48, 48), 10 * i, np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        rows.append(f"images/{i}.png,{label}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    before = (fer_run / "results.json").read_bytes()
+    assert main(["evaluate", str(fer_run), "--dataset", f"csv:{tmp_path / 'labels.csv'}"]) == 2
+    assert message in capsys.readouterr().err
+    assert (fer_run / "results.json").read_bytes() == before
+
+
 def test_evaluate_scores_state_models_only_of_the_run_its_results_describe(fer_run, tmp_path,
                                                                             capsys):
     # A run without --save-models leaves its models in state/. A later fresh run

@@ -131,6 +131,25 @@ def test_input_forms_all_give_one_shape(form, faces):
     assert clf.predict(converted[:5]).shape == (5,)
 
 
+def test_only_uint8_pixels_are_divided_by_255_other_dtypes_are_used_as_given(faces):
+    # README: "uint8 pixels are divided by 255 per batch; every other dtype,
+    # integers included, is used as given"; bool images are 0 and 255
+    from fer_sklearn._images import as_image_array
+
+    X, y = faces
+    clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
+    ints = X[:6].astype(np.int16)
+    as_given = clf.predict_proba(X[:6].astype(np.float32))
+    np.testing.assert_allclose(clf.predict_proba(ints), as_given, rtol=1e-5, atol=1e-6)
+    divided = clf.predict_proba(X[:6].astype(np.float32) / 255)
+    np.testing.assert_allclose(clf.predict_proba(X[:6]), divided, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(as_given, divided)
+    mask = X[:2] > 128
+    images = as_image_array(mask)
+    assert images.dtype == np.uint8 and set(np.unique(images)) <= {0, 255}
+    np.testing.assert_array_equal(images[:, 0], np.where(mask, 255, 0))
+
+
 def test_flat_predict_accepted_after_image_fit(faces):
     X, y = faces
     clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0)
@@ -364,6 +383,25 @@ def test_bad_class_weight_is_named(value, faces):
     X, y = faces
     with pytest.raises(ValueError, match="class_weight=.* is not None, 'balanced' or a dict"):
         CNNClassifier(max_epochs=1, module__width=4, class_weight=value).fit(X, y)
+
+
+def test_a_class_weight_for_a_label_not_in_y_is_named(faces):
+    # without this check scikit-learn's "previously unseen labels" would surface
+    X, y = faces
+    with pytest.raises(ValueError) as err:
+        CNNClassifier(max_epochs=1, module__width=4, class_weight={"disgus": 3.0}).fit(X, y)
+    assert str(err.value) == "class_weight names label(s) ['disgus'] that are not in y."
+
+
+def test_bf16_on_a_machine_without_it_says_what_to_use(faces, monkeypatch):
+    from fer_sklearn import _torch_utils
+
+    X, y = faces
+    monkeypatch.setattr(_torch_utils, "bf16_supported", lambda device, emulated=False: False)
+    with pytest.raises(ValueError) as err:
+        CNNClassifier(max_epochs=1, module__width=4, precision="bf16").fit(X, y)
+    assert str(err.value) == _torch_utils.NO_BF16.format(device="cpu")
+    assert "precision='auto'" in str(err.value)
 
 
 def test_adam_runs_fused_where_available_unless_asked_otherwise(faces, monkeypatch):

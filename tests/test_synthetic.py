@@ -126,17 +126,34 @@ def test_bias_options_touch_only_the_chosen_group():
     assert mouth_contrast(faint, ~light) == pytest.approx(mouth_contrast(full, ~light))
 
 
+_EXAMPLE = ('{"attribute": "tone", "group": "dark", "rarity": 0.8, "contrast": 0.5, '
+            '"label_noise": 0.2}')
+
+
 @pytest.mark.parametrize("bias, message", [
-    ({"attribute": "skin", "group": "dark"}, "Unknown bias attribute 'skin'"),
-    ({"attribute": "tone"}, "bias needs 'group'"),
-    ({"attribute": "tone", "group": "purple"}, "Unknown group 'purple'"),
-    ({"attribute": "tone", "group": "dark", "rarty": 0.5}, "Unknown bias option"),
-    ({"attribute": "tone", "group": "dark", "contrast": 2}, "contrast"),
-    ("dark", "bias must be None or a dict"),
+    ({"attribute": "skin", "group": "dark"},
+     "Unknown bias attribute 'skin'. Valid attributes: 'tone', 'age'."),
+    ({"attribute": "tone"}, f"bias needs 'group': which group gets the bias, e.g. {_EXAMPLE}."),
+    ({"attribute": "tone", "group": "purple"},
+     "Unknown group 'purple' for attribute 'tone'. Valid groups: 'light', 'medium', 'dark'."),
+    ({"attribute": "tone", "group": "dark", "rarty": 0.5},
+     "Unknown bias option(s) 'rarty'. Valid options: 'attribute', 'group', 'rarity', "
+     "'contrast', 'label_noise'."),
+    ({"attribute": "tone", "group": "dark", "contrast": 2},
+     "bias['contrast'] must be a number in [0, 1], or None to switch it off; got 2."),
+    ("dark", f"bias must be None or a dict like {_EXAMPLE}; got 'dark'."),
 ])
 def test_bad_bias_is_rejected_with_the_valid_values(bias, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as err:
         make_synthetic_faces(10, random_state=0, bias=bias)
+    assert str(err.value) == message
+
+
+def test_a_bad_random_state_says_what_is_accepted():
+    with pytest.raises(ValueError) as err:
+        make_synthetic_faces(10, random_state="x")
+    assert str(err.value) == ("random_state must be None, an int, a numpy Generator or "
+                              "RandomState; got 'x'.")
 
 
 @pytest.mark.parametrize("kwargs, message", [
