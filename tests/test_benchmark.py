@@ -321,9 +321,14 @@ def test_resume_after_a_crash_between_evaluations_reuses_the_first(tiny, tmp_pat
 
 def test_resume_refuses_a_different_configuration(tiny, tmp_path, capsys):
     assert _run(tiny, tmp_path) == 0
+    run_dir = tmp_path / "t"
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     assert main(["run", "--config", str(tiny), "--out", str(tmp_path), "--name", "t",
                  "--seed", "3", "--resume"]) == 2
-    assert "seed" in capsys.readouterr().err
+    assert runner.RESUME_OTHER_CONFIG.format(path=run_dir, keys="seed") in (
+        capsys.readouterr().err)
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before  # the finished run is left as it was
 
 
 def test_a_fresh_run_replaces_the_saved_models_of_the_earlier_run(tiny, tmp_path):

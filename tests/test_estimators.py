@@ -709,8 +709,11 @@ def test_a_rejected_refit_keeps_the_earlier_fit(faces):
         clf.set_params(time_budget=0).fit(X, renamed)
     with pytest.raises(ValueError, match="class_weight"):
         clf.set_params(time_budget=None, class_weight="balance").fit(X, renamed)
-    with pytest.raises(ValueError):
-        clf.set_params(class_weight=None).fit(X[:, :40, :40], renamed[:1])
+    clf.set_params(class_weight=None)
+    with pytest.raises(ValueError, match=f"X has {len(X)} samples but y has 1; they must"):
+        clf.fit(X, renamed[:1])
+    with pytest.raises(ValueError, match="needs at least 2 samples to fit, got 1"):
+        clf.fit(X[:1, :40, :40], renamed[:1])
     # parameters that only building the network (or the first batch) used to reject
     with pytest.raises(ValueError, match="precision='fp16'"):
         clf.set_params(precision="fp16").fit(X, renamed)
