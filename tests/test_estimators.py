@@ -805,7 +805,16 @@ def test_unfitted_score_and_initialised_warm_start(faces):
     with pytest.raises(NotFittedError):
         clf.score(X, y)
     clf.initialize()
-    assert clf.fit(X, y).score(X, y) >= 0
+    assert clf.module_.head[-1].out_features == 7  # built before any y: seven classes
+    # never fitted, so nothing to warm-start from: the fit builds for y's classes
+    clf.fit(X, y)
+    assert clf.module_.head[-1].out_features == len(np.unique(y)) == len(clf.classes_)
+    assert len(clf.history) == 1
+    net, start = clf.module_, [p.detach().clone() for p in clf.module_.parameters()]
+    clf.fit(X, y)  # now fitted: a warm start trains on the same network
+    assert clf.module_ is net and len(clf.history) == 2
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(start, clf.module_.parameters()))
+    assert 0 <= clf.score(X, y) <= 1
 
 
 def test_seed_models_train_from_48x48_grayscale():
