@@ -289,7 +289,10 @@ class BatchLRSchedule(Callback):
         ``cosine`` decays from the configured lr (:func:`configured_lrs`) to 0;
         ``onecycle`` warms up linearly from lr/25 over the first 30% of steps,
         then decays as cosine. Every fit call (``partial_fit``, a
-        ``warm_start`` fit) runs the schedule anew.
+        ``warm_start`` fit) runs the schedule anew. When a time budget
+        shortens or lengthens the fit, the rest of the schedule is laid over
+        the steps that remain, from where it stands: the lr goes on without a
+        jump and still passes the peak and ends at 0.
     """
 
     def __init__(self, kind="cosine"):
@@ -299,12 +302,16 @@ class BatchLRSchedule(Callback):
         self.base_lrs_ = configured_lrs(net)
         self.step_ = 0
         self.total_ = None
+        self.anchor_ = (0.0, 0)  # (progress, step) where the current span began
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
-        # Recounted every epoch: a time budget may have shortened the schedule.
+        # Recounted every epoch: a time budget may have changed the schedule.
         batch = net._batch_size(len(dataset_train), training=True)
         per_epoch = max(1, n_batches(len(dataset_train), batch))
-        self.total_ = per_epoch * schedule_epochs(net)
+        total = per_epoch * schedule_epochs(net)
+        if self.total_ is not None and total != self.total_:
+            self.anchor_ = (self._progress(), self.step_)
+        self.total_ = total
         self._apply(net)
 
     def on_batch_end(self, net, training=False, **kwargs):
@@ -317,8 +324,16 @@ class BatchLRSchedule(Callback):
         # the configured one (``FERClassifier.on_train_begin``).
         net.lr_annealed_ = True
 
+    def _progress(self):
+        """Share of the schedule done, in [0, 1]: continuous across re-plans."""
+        done, start = getattr(self, "anchor_", (0.0, 0))  # (a callback pickled before)
+        left = self.total_ - start
+        if left <= 0:
+            return 1.0
+        return min(1.0, done + (1.0 - done) * (self.step_ - start) / left)
+
     def _factor(self):
-        p = min(1.0, self.step_ / max(1, self.total_))
+        p = self._progress()
         if self.kind == "onecycle":
             warm = 0.3
             if p < warm:

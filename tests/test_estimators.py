@@ -304,6 +304,41 @@ def test_time_budget_grows_an_initial_plan_that_was_too_short(faces, monkeypatch
     assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
 
 
+class _LRs(Callback):
+    """The lr of each training batch, as the optimizer has it when the batch starts."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.lrs = []
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("initial, budget", [(4, 15.0), (8, 9.0)])
+def test_a_replanned_one_cycle_goes_on_from_where_it_stood(faces, monkeypatch, initial,
+                                                          budget):
+    # A re-plan once recomputed the schedule's progress over the new length: the
+    # lr jumped (back into the warm-up when the plan grew, so the fit warmed up
+    # twice), and the one-cycle might never reach its peak.
+    X, y = faces
+    clock = FakeClock()
+    monkeypatch.setattr(TimeBudget, "clock", clock)
+    lrs = _LRs()
+    clf = CNNClassifier(max_epochs=8, batch_size=16, module__width=4, module__depth=2,
+                        random_state=0, lr=1.0, lr_schedule="onecycle",
+                        progressive_resize=(24, 0.5), time_budget=budget,
+                        callbacks__time_budget__initial_epochs=initial,
+                        callbacks=[("clock", clock), ("lrs", lrs)]).fit(X, y)
+    plans = clf.history[:, "schedule_epochs"]
+    assert plans[0] != initial or len(set(plans)) > 1  # the plan did change
+    peak = int(np.argmax(lrs.lrs))
+    rising, falling = np.diff(lrs.lrs[:peak + 1]), np.diff(lrs.lrs[peak:])
+    assert (rising > 0).all() and (falling < 0).all()  # one warm-up, one decay
+    assert lrs.lrs[0] == pytest.approx(1 / 25) and max(lrs.lrs) > 0.9
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_model_pickled_before_time_budget_existed_still_refits(faces):
     X, y = faces
     clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, random_state=0).fit(X, y)
