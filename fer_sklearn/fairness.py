@@ -1087,8 +1087,8 @@ def _add_representation(record, train_labels, y_train, classes):
         rec["train_share_by_class"] = {
             c: (float(np.sum(in_g & (y_train == c)) / class_totals[c])
                 if class_totals[c] else None) for c in classes}
-    known = [g for g in set(train_labels.tolist()) if g in record["groups"]
-             and record["groups"][g]["status"] != MISSING]
+    # every known group the audit shows, in training or only in test
+    known = [g for g, rec in record["groups"].items() if rec["status"] != MISSING]
     record["equal_share"] = 1.0 / len(known) if known else None
 
 

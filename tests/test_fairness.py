@@ -348,6 +348,15 @@ def test_representation_reports_training_shares_beside_the_metrics():
     table = audit.by_group("g")
     assert table.loc["b", "train_share"] == approx(50 / 300)
     assert table.loc["a", "accuracy"] == approx(0.9)
+    # a group seen only in test is one of the groups an equal share divides among
+    # (it was once left out: 1/2 where three groups are audited)
+    only_a_b = g_train.copy()
+    test_groups = groups.copy()
+    test_groups["g"] = np.where(np.arange(len(test_groups)) % 3 == 0, "c", test_groups["g"])
+    audit = audit_fairness(y, pred, test_groups, labels=CLASSES, n_boot=20,
+                           train_features=pd.DataFrame({"g": only_a_b}), y_train=y_train)
+    assert audit.results["features"]["g"]["groups"]["c"]["n_train"] == 0
+    assert audit.results["features"]["g"]["equal_share"] == approx(1 / 3)
 
 
 def test_groups_seen_only_in_training_are_listed_as_absent():
