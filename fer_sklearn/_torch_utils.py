@@ -1,6 +1,7 @@
 """Device, precision and seeding helpers shared by the estimators."""
 
 import contextlib
+import platform
 
 import numpy as np
 import torch
@@ -51,7 +52,8 @@ def resolve_device(device):
 
 def bf16_supported(device, emulated=False):
     """Whether bfloat16 autocast runs at hardware speed on ``device`` (with
-    ``emulated``, on a GPU: whether it runs at all)."""
+    ``emulated``: whether it runs at all). On an x86 CPU, hardware speed
+    needs AVX512-BF16 or AMX; oneDNN emulates bf16 on other AVX-512 CPUs."""
     dev = torch.device(device or "cpu")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -64,9 +66,16 @@ def bf16_supported(device, emulated=False):
         return torch.cuda.get_device_capability(index)[0] >= 8
     if dev.type == "cpu":
         try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            # oneDNN runs bf16 on any AVX-512 CPU, but emulated (slower than
+            # fp32) without AVX512-BF16 or AMX, which x86 CPUs are asked for.
+            runs = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
             return False
+        native = [getattr(torch.cpu, name, None) for name in
+                  ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        if emulated or platform.machine().lower() not in ("x86_64", "amd64") or None in native:
+            return runs
+        return runs and any(check() for check in native)
     return False
 
 
