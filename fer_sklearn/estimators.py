@@ -94,8 +94,8 @@ _AUGMENT_DEFAULTS = {"shift": 0.1, "rotation": 10.0, "scale": 0.1, "flip": True}
 # What a fit records about its data and sets before (or while) initialising the
 # network: restored when the data or the parameters are rejected.
 _FIT_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_encoder_",
-              "class_weight_", "batch_size_", "oom_retries_", "amp_dtype_", "channels_last_",
-              "callbacks_")
+              "class_weight_", "class_counts_", "batch_size_", "oom_retries_", "amp_dtype_",
+              "channels_last_", "callbacks_")
 # Prefixes of options read each time batches are drawn.
 _READ_PER_BATCH = ("iterator_train", "iterator_valid", "dataset", "augment")
 # Parameters the default callbacks are built from (at initialisation).
@@ -135,7 +135,10 @@ class FERClassifier(NeuralNetClassifier):
         Passed to ``CrossEntropyLoss``.
     class_weight : None, "balanced" or dict, default=None
         Loss weight per class (``"balanced"``: inverse class frequency, which
-        helps rare classes such as ``disgust``).
+        helps rare classes such as ``disgust``). On a fitted model,
+        ``set_params`` of it or of ``label_smoothing`` rebuilds the loss, so
+        a ``partial_fit`` or ``warm_start`` fit trains with the new values
+        (``"balanced"`` over the class counts of the last full fit).
     augment : bool, default=True
         Random flip, shift, rotation and zoom of training batches only
         (``augment__flip``, ``augment__shift``, ``augment__rotation``,
@@ -201,6 +204,8 @@ class FERClassifier(NeuralNetClassifier):
         out-of-memory error on the device (the fit then starts over, with a
         ``ResourceWarning``; an ``iterator_train__batch_size`` is halved too).
         ``set_params(batch_size=...)`` sets it for the next fit call.
+    class_counts_ : ndarray of int
+        Training images per class (``classes_`` order) of the last full fit.
     oom_retries_ : list of [int, int]
         ``[old, new]`` batch sizes of each such retry (empty when none).
     schedule_epochs_ : int
@@ -326,6 +331,11 @@ class FERClassifier(NeuralNetClassifier):
         before = self._kept(kwargs)
         try:
             self._set_initialized_params(dict(kwargs))
+            if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
+                    self, "label_encoder_"):
+                # The loss is built from these at initialisation: rebuild it, so
+                # that a partial_fit or warm_start fit trains with the new values.
+                self._rebuild_criterion()
         except Exception:
             self._restore(kwargs, before)
             raise
@@ -699,9 +709,13 @@ class FERClassifier(NeuralNetClassifier):
         return self.label_encoder_.transform(y).astype(np.int64)
 
     def _set_class_weight(self, y_enc):
+        self.class_counts_ = np.bincount(y_enc, minlength=len(self.classes_))
+        self.class_weight_ = self._class_weights(y_enc)
+
+    def _class_weights(self, y_enc):
+        """Per-class loss weights (``classes_`` order) for encoded labels ``y_enc``."""
         if self.class_weight is None:
-            self.class_weight_ = None
-            return
+            return None
         classes = np.arange(len(self.classes_))
         if isinstance(self.class_weight, dict):
             missing = set(self.class_weight) - set(self.classes_.tolist())
@@ -719,7 +733,24 @@ class FERClassifier(NeuralNetClassifier):
             w[present] = compute_class_weight(weight, classes=present, y=y_enc)
         else:  # every class, also one absent from a first partial_fit batch
             w[:] = [weight.get(c, 1.0) for c in classes]
-        self.class_weight_ = w.astype(np.float32)
+        return w.astype(np.float32)
+
+    def _rebuild_criterion(self):
+        """The loss again, from ``label_smoothing`` and ``class_weight`` as they
+        are now (``balanced``: over the class counts of the last full fit)."""
+        self._check_scalars()
+        counts = getattr(self, "class_counts_", None)  # None: pickled before it existed
+        if counts is None:
+            counts = np.ones(len(self.classes_), dtype=np.int64)
+        weight = self._class_weights(np.repeat(np.arange(len(counts)), counts))
+        kept = self.class_weight_
+        self.class_weight_ = weight
+        try:
+            with self._resolved_device():
+                self._initialize_criterion()
+        except Exception:
+            self.class_weight_ = kept
+            raise
 
     def fit(self, X, y, **fit_params):
         """Train the network on images ``X`` and labels ``y``.
@@ -814,7 +845,9 @@ class FERClassifier(NeuralNetClassifier):
                 self.classes = own
         X = self._validate_X(X, reset=False)
         y = self._validate_y(y, len(X), reset=False)
-        with self._resolved_device():
+        # Seeded as fit is: the same random_state gives the same result, and the
+        # caller's global random streams are left alone.
+        with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
             return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
 
     def predict_proba(self, X):

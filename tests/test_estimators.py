@@ -680,6 +680,54 @@ def test_callback_options_set_on_a_fitted_model_apply_to_the_next_partial_fit(fa
     assert set(shifts) == {0.05} and len(seen) < 9
 
 
+def test_loss_options_set_on_a_fitted_model_apply_to_the_next_partial_fit(faces):
+    # set_params(label_smoothing=..., class_weight=...) on a fitted model once
+    # changed get_params only: partial_fit and warm_start fits kept the old loss
+    X, y = faces
+    clf = CNNClassifier(module__width=4, module__depth=2, random_state=0, max_epochs=1,
+                        batch_size=16).fit(X, y)
+    assert clf.criterion_.label_smoothing == 0.0 and clf.criterion_.weight is None
+    classes = clf.classes_.tolist()
+    clf.set_params(label_smoothing=0.2, class_weight={classes[1]: 5.0})
+    assert clf.criterion_.label_smoothing == 0.2
+    assert clf.criterion_.weight.tolist() == [5.0 if c == classes[1] else 1.0 for c in classes]
+    clf.partial_fit(X, y)
+    assert clf.criterion_.label_smoothing == 0.2 and clf.criterion_.weight[1] == 5.0
+    # balanced: over the class counts of the last full fit
+    counts = np.array([np.sum(y == c) for c in classes])
+    assert clf.class_counts_.tolist() == counts.tolist()
+    clf.set_params(class_weight="balanced")
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(),
+                               len(y) / (len(classes) * counts), rtol=1e-6)
+    # a bad value changes nothing
+    with pytest.raises(ValueError, match="label_smoothing=1.5"):
+        clf.set_params(label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"class_weight names label\(s\) \['joy'\]"):
+        clf.set_params(class_weight={"joy": 2.0})
+    assert clf.label_smoothing == 0.2 and clf.class_weight == "balanced"
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(),
+                               len(y) / (len(classes) * counts), rtol=1e-6)
+
+
+def test_partial_fit_is_seeded_as_fit_is(faces):
+    # partial_fit once drew from the global torch stream: two equal models went
+    # apart, and the caller's random state moved
+    X, y = faces
+    make = lambda: CNNClassifier(module__width=4, module__depth=2, random_state=0,  # noqa: E731
+                                 max_epochs=1, batch_size=16).fit(X, y)
+    a, b = make(), make()
+    state = torch.get_rng_state()
+    a.partial_fit(X, y)
+    torch.rand(3)  # the caller draws in between
+    b.partial_fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    torch.set_rng_state(state)
+    expected = torch.rand(3)
+    torch.set_rng_state(state)
+    a.partial_fit(X, y)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_a_users_own_lr_scheduler_goes_on_across_partial_fits(faces):
     from skorch.callbacks import LRScheduler
 
@@ -880,6 +928,24 @@ def test_channels_last_is_skipped_where_onednn_would_corrupt_memory(width, expec
         est.fit(X, y)
     assert est.channels_last_ is expected
     assert est.get_params()["channels_last"] is True
+
+
+def test_auto_precision_skips_cpus_that_only_emulate_bf16(monkeypatch):
+    # oneDNN's own check says yes on any AVX-512 CPU; "auto" once took bf16 there
+    from fer_sklearn import _torch_utils
+    from fer_sklearn._torch_utils import bf16_supported, resolve_precision
+
+    monkeypatch.setattr(_torch_utils.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not bf16_supported("cpu") and bf16_supported("cpu", emulated=True)
+    assert resolve_precision("auto", "cpu") is None
+    assert resolve_precision("bf16", "cpu") is torch.bfloat16  # asked for: allowed
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert bf16_supported("cpu") and resolve_precision("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not bf16_supported("cpu", emulated=True)
 
 
 def test_auto_precision_skips_gpus_that_only_emulate_bf16(monkeypatch):
