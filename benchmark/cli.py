@@ -21,7 +21,7 @@ WRITE_REMEDIES = {
     "report": "make the run folder writable, and repeat the command.",
     "evaluate": ("make the run folder writable, and repeat the command (files are replaced "
                  "whole or not at all)."),
-    "faces": "pick a writable --export folder.",
+    "faces": "pick a writable --export folder or --grid path.",
     "perf": "pick a writable --out.",
 }
 CANNOT_READ = "cannot read {path}: {reason}."

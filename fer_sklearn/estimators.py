@@ -64,7 +64,7 @@ OOM_RETRY = (
     "{new} (recorded in oom_retries_; set batch_size lower to avoid the retry)."
 )
 BAD_MAX_EPOCHS = "max_epochs={value!r} is not a whole number of epochs >= 0."
-BAD_BATCH_SIZE = "batch_size={value!r} is not a whole number >= 1."
+BAD_BATCH_SIZE = "batch_size={value!r} is not a whole number >= 1 (or -1: all images in one batch)."
 BAD_LR = "lr={value!r} is not a positive number."
 BAD_LABEL_SMOOTHING = "label_smoothing={value!r} is not a number in [0, 1)."
 BAD_LR_SCHEDULE = "lr_schedule={value!r} is not one of None, 'cosine', 'onecycle'."
@@ -369,7 +369,7 @@ class FERClassifier(NeuralNetClassifier):
         if str(requested) == "auto":
             self.__dict__["device"] = "auto"
         if getattr(self, "amp_dtype_", None) is not None and not bf16_supported(
-            resolve_device(self.device)
+            resolve_device(self.device), emulated=self.precision == "bf16"
         ):
             # Trained with bf16 autocast on hardware this machine lacks: run fp32.
             self.amp_dtype_ = None
@@ -442,7 +442,7 @@ class FERClassifier(NeuralNetClassifier):
 
         if not whole(self.max_epochs, 0):
             raise ValueError(BAD_MAX_EPOCHS.format(value=self.max_epochs))
-        if not whole(self.batch_size, 1):
+        if not whole(self.batch_size, -1) or self.batch_size == 0:  # -1: one batch of all
             raise ValueError(BAD_BATCH_SIZE.format(value=self.batch_size))
         if not (real(self.lr) and self.lr > 0):
             raise ValueError(BAD_LR.format(value=self.lr))

@@ -359,7 +359,8 @@ def test_bad_time_budget_is_named(value, faces):
 @pytest.mark.parametrize("param, value, message", [
     ("max_epochs", "2", "BAD_MAX_EPOCHS"), ("max_epochs", -1, "BAD_MAX_EPOCHS"),
     ("max_epochs", 2.0, "BAD_MAX_EPOCHS"), ("batch_size", 0, "BAD_BATCH_SIZE"),
-    ("batch_size", True, "BAD_BATCH_SIZE"), ("lr", "1e-3", "BAD_LR"), ("lr", 0, "BAD_LR"),
+    ("batch_size", True, "BAD_BATCH_SIZE"), ("batch_size", -2, "BAD_BATCH_SIZE"),
+    ("lr", "1e-3", "BAD_LR"), ("lr", 0, "BAD_LR"),
     ("label_smoothing", 1.0, "BAD_LABEL_SMOOTHING"), ("label_smoothing", None,
                                                       "BAD_LABEL_SMOOTHING")])
 def test_bad_training_numbers_are_named_before_anything_is_built(param, value, message):
@@ -377,6 +378,7 @@ def test_bad_training_numbers_are_named_before_anything_is_built(param, value, m
     with pytest.raises(ValueError, match=expected):
         clf.initialize()
     CNNClassifier(max_epochs=0, batch_size=1, lr=1, label_smoothing=0.5).check_params()
+    CNNClassifier(batch_size=-1, max_epochs=np.int64(2), lr=np.float32(1e-3)).check_params()
 
 
 def test_precision_and_layout_options(faces):
@@ -944,6 +946,13 @@ def test_auto_precision_skips_cpus_that_only_emulate_bf16(monkeypatch):
     assert resolve_precision("bf16", "cpu") is torch.bfloat16  # asked for: allowed
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert bf16_supported("cpu") and resolve_precision("auto", "cpu") is torch.bfloat16
+    # a model asked to train in bf16 keeps it when loaded on such a CPU; "auto" does not
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    X, y = make_faces(n=12, n_classes=2)
+    for precision, kept in (("bf16", torch.bfloat16), ("auto", None)):
+        clf = CNNClassifier(max_epochs=1, module__width=4, module__depth=2, precision=precision)
+        clf.fit(X, y).amp_dtype_ = torch.bfloat16  # as fitted where bf16 is native
+        assert pickle.loads(pickle.dumps(clf)).amp_dtype_ is kept
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert not bf16_supported("cpu", emulated=True)
 
