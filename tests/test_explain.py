@@ -15,8 +15,13 @@ from fer_sklearn.explain import (
     region_shares,
     template_regions,
 )
-from fer_sklearn.explain.attributions import NOT_FITTED, NOT_POSITIVE, SHAP_NEEDS_BACKGROUND
-from fer_sklearn.explain.quality import BAD_IMAGES, BAD_MAPS, BAD_MASKS, UNKNOWN_TARGET
+from fer_sklearn.explain.attributions import (
+    NOT_FITTED,
+    NOT_POSITIVE,
+    SHAP_NEEDS_BACKGROUND,
+    UNKNOWN_TARGET_CLASS,
+)
+from fer_sklearn.explain.quality import BAD_IMAGES, BAD_MAPS, BAD_MASKS
 
 from .conftest import FAMILY_CONFIGS
 
@@ -106,10 +111,10 @@ def test_deletion_curve_refuses_what_it_cannot_score(synthetic_model):
     # (n, 1, H, W) images, as predict takes them, score the same
     np.testing.assert_allclose(deletion_curve(clf, X[:, None], maps, target)[0], curve)
     # a label sorting before every class was once scored as the first class
-    with pytest.raises(ValueError, match=re.escape(UNKNOWN_TARGET.format(
+    with pytest.raises(ValueError, match=re.escape(UNKNOWN_TARGET_CLASS.format(
             unknown=["aaa"], known=clf.classes_.tolist()))):
         deletion_curve(clf, X, maps, np.array(["aaa"] * 4))
-    with pytest.raises(ValueError, match="give one class per image"):
+    with pytest.raises(ValueError, match="target has 3 entries for 4 images"):
         deletion_curve(clf, X, maps, target[:3])
     with pytest.raises(ValueError, match=re.escape(BAD_IMAGES.format(shape=(4, 2304)))):
         deletion_curve(clf, X.reshape(4, -1), maps, target)

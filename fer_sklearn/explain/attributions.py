@@ -61,14 +61,21 @@ def _targets(estimator, model, x, target):
     if target is None:
         with torch.no_grad():  # inference tensors could not enter autograd later
             return torch.cat([model(b).argmax(1) for b in x.split(256)])
+    return torch.as_tensor(target_indices(estimator, target, len(x)), device=x.device)
+
+
+def target_indices(estimator, target, n):
+    """Column of ``estimator.classes_`` for each of ``n`` class labels in
+    ``target``; a wrong count or an unknown label raises ValueError."""
     target = np.asarray(target)
-    if target.shape != (len(x),):
-        raise ValueError(BAD_TARGET.format(got=target.size, n=len(x)))
-    classes = estimator.classes_.tolist()
+    if target.shape != (n,):
+        raise ValueError(BAD_TARGET.format(got=target.size, n=n))
+    classes = np.asarray(estimator.classes_).tolist()
     unknown = sorted(set(target.tolist()) - set(classes))
     if unknown:
         raise ValueError(UNKNOWN_TARGET_CLASS.format(unknown=unknown, known=classes))
-    return torch.as_tensor([classes.index(t) for t in target.tolist()], device=x.device)
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[t] for t in target.tolist()], dtype=np.int64)
 
 
 def _gradcam(estimator, model, x, t):

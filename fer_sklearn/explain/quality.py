@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from .attributions import target_indices
+
 BAD_IMAGES = ("deletion_curve() takes grayscale images of shape (n, H, W) or (n, 1, H, W); "
               "got {shape}.")
 BAD_MAPS = "maps have shape {maps}; deletion_curve() needs one map per image: {images}."
-BAD_TARGET = "target has {got} entries for {n} images; give one class per image."
-UNKNOWN_TARGET = "target names class(es) {unknown} that the model does not know: {known}."
 BAD_MASKS = "masks have shape {masks}; localisation() needs {maps} (or one (H, W) mask for all)."
 
 #: Fractions of pixels removed along a deletion curve.
@@ -44,13 +44,7 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
     maps = np.asarray(maps)
     if maps.shape != X.shape:
         raise ValueError(BAD_MAPS.format(maps=maps.shape, images=X.shape))
-    target = np.asarray(target)
-    if target.shape != (n,):
-        raise ValueError(BAD_TARGET.format(got=target.size, n=n))
-    known = np.asarray(estimator.classes_)
-    unknown = sorted(set(target.tolist()) - set(known.tolist()))
-    if unknown:
-        raise ValueError(UNKNOWN_TARGET.format(unknown=unknown, known=known.tolist()))
+    cls = target_indices(estimator, target, n)
     rng = np.random.default_rng(random_state)
     jitter = rng.random(maps.shape) * 1e-9 * (np.abs(maps).max() + 1e-12)
     order = np.argsort(-(np.asarray(maps, dtype=np.float64) + jitter).reshape(n, -1), axis=1)
@@ -64,8 +58,6 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
             img[rows, order[:, :k].ravel()] = np.repeat(fill, k)
         batch[s] = img
     proba = estimator.predict_proba(batch.reshape(-1, h, w)).reshape(len(steps), n, -1)
-    index = {c: i for i, c in enumerate(known.tolist())}
-    cls = np.array([index[c] for c in target.tolist()], dtype=np.intp)
     curve = proba[:, np.arange(n), cls].mean(1)
     return curve, float(np.trapezoid(curve, steps))
 
