@@ -11,7 +11,6 @@ options under another seed (the run's seed + 1), so no face is one the models
 trained on.
 """
 
-import json
 from pathlib import Path
 
 import joblib
@@ -25,7 +24,7 @@ from .config import resolve_config
 from .progress import log
 from .stages.data import class_order, load_bunch
 from .stages.evaluate import predict_proba, score
-from .store import read_results, to_jsonable, write_json
+from .store import read_results, read_run_json, to_jsonable, write_json
 
 NO_MODELS = (
     "{path} holds no saved model for {missing}. Re-run the benchmark with --save-models "
@@ -49,11 +48,9 @@ def _state_is_this_runs(run_dir, results):
     a fresh run into the same folder, stopped before its end, replaces them
     while the earlier results stay."""
     search = run_dir / "state" / "stage-search.json"
-    if not search.is_file():
-        return False
     try:
-        unit = json.loads(search.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        unit = read_run_json(search, "state unit")
+    except ValueError:  # missing or damaged: nothing shows the models are this run's
         return False
     return unit.get("result") == results.get("stages", {}).get("search")
 
@@ -62,7 +59,7 @@ def _models(run_dir, names, results):
     """The saved models (``models/``), else those a run without --save-models
     left in ``state/``, if they are the ones its results describe."""
     models, missing, foreign = {}, [], False
-    ours = None
+    ours = _state_is_this_runs(run_dir, results)
     for name in names:
         saved = run_dir / "models" / f"{name}.joblib"
         state = run_dir / "state" / f"model-{name}.joblib"
@@ -70,7 +67,6 @@ def _models(run_dir, names, results):
             models[name] = joblib.load(saved)
             continue
         if state.is_file():
-            ours = _state_is_this_runs(run_dir, results) if ours is None else ours
             if ours:
                 models[name] = joblib.load(state)
                 continue

@@ -1,6 +1,5 @@
 """Run the stages of a benchmark, record each as it finishes, write the report."""
 
-import json
 import os
 import platform
 import re
@@ -221,13 +220,10 @@ def _earlier_sections(run_dir, search):
     folder's results.json, when they scored the models of this run: its
     ``search`` stage is the one that file records (an earlier run's folder,
     resumed after a fresh run was cut short, holds other models)."""
-    path = run_dir / "results.json"
-    if not path.is_file():
-        return {}
     try:
-        earlier = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # an unreadable earlier file is rewritten in full
+        earlier = read_run_json(run_dir / "results.json", "results.json")
+    except ValueError:  # none, or unreadable: the file is rewritten in full
+        return {}
     if earlier.get("stages", {}).get("search") != search:
         return {}
     return earlier.get("cross_dataset", {})

@@ -29,6 +29,7 @@ from skorch.utils import to_tensor
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import is_real, is_whole
 from ._images import TOO_FEW_SAMPLES, as_image_array, check_fitted_images
 from ._torch_utils import (
     bf16_supported,
@@ -433,20 +434,13 @@ class FERClassifier(NeuralNetClassifier):
         self._check_progressive_resize()
 
     def _check_scalars(self):
-        def whole(value, low):
-            return (not isinstance(value, bool) and isinstance(value, numbers.Integral)
-                    and value >= low)
-
-        def real(value):
-            return not isinstance(value, bool) and isinstance(value, numbers.Real)
-
-        if not whole(self.max_epochs, 0):
+        if not is_whole(self.max_epochs, 0):
             raise ValueError(BAD_MAX_EPOCHS.format(value=self.max_epochs))
-        if not whole(self.batch_size, -1) or self.batch_size == 0:  # -1: one batch of all
+        if not is_whole(self.batch_size, -1) or self.batch_size == 0:  # -1: one batch of all
             raise ValueError(BAD_BATCH_SIZE.format(value=self.batch_size))
-        if not (real(self.lr) and self.lr > 0):
+        if not (is_real(self.lr) and self.lr > 0):
             raise ValueError(BAD_LR.format(value=self.lr))
-        if not (real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+        if not (is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise ValueError(BAD_LABEL_SMOOTHING.format(value=self.label_smoothing))
 
     def _check_progressive_resize(self):

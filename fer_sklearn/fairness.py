@@ -54,6 +54,8 @@ from fairlearn.metrics import (
 )
 from scipy.stats import norm
 
+from ._checks import is_whole
+
 __all__ = [
     "FairnessAudit",
     "HEADLINE_METRICS",
@@ -608,10 +610,9 @@ class FairnessAudit:
 
 def _check_params(min_group_size, n_boot, confidence, missing):
     problems = []
-    if isinstance(min_group_size, bool) or not isinstance(min_group_size, numbers.Integral) \
-            or min_group_size < 1:
+    if not is_whole(min_group_size):
         problems.append(BAD_MIN_GROUP_SIZE.format(value=min_group_size))
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 2:
+    if not is_whole(n_boot, 2):
         problems.append(BAD_N_BOOT.format(value=n_boot))
     if not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
         problems.append(BAD_CONFIDENCE.format(value=confidence))

@@ -3,6 +3,8 @@
 import numpy as np
 from scipy.stats import binomtest
 
+from ._checks import is_whole
+
 BAD_CONFIDENCE = "confidence must be in (0, 1); got {value!r}."
 BAD_N_BOOT = "n_boot must be a positive integer; got {value!r}."
 LENGTHS_DIFFER = "{what} have different lengths: {lengths}."
@@ -43,7 +45,7 @@ def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
     """
     if not 0 < confidence < 1:
         raise ValueError(BAD_CONFIDENCE.format(value=confidence))
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+    if not is_whole(n_boot):
         raise ValueError(BAD_N_BOOT.format(value=n_boot))
     arrays = [np.asarray(a) for a in arrays]
     if not arrays or not len(arrays[0]):

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from .._checks import is_whole
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 CORRUPT_IMAGE = (
@@ -35,7 +37,7 @@ def check_on_error(on_error):
 
 
 def check_size(size):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+    if not is_whole(size):
         raise ValueError(BAD_SIZE.format(value=size))
 
 

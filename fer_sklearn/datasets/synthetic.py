@@ -58,6 +58,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .._checks import is_whole
 from ._bunch import make_bunch
 from ._labels import EMOTIONS, canonical_label, present_target_names
 
@@ -1149,7 +1150,7 @@ def make_synthetic_faces(
     >>> bool(biased.frame.loc[biased.frame.tone != "dark", "label_noised"].any())
     False
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+    if not is_whole(n_samples):
         raise ValueError(BAD_N_SAMPLES.format(value=n_samples))
     if (
         isinstance(image_size, bool)
@@ -1329,7 +1330,7 @@ def plot_face_grid(
 
     data = np.asarray(data)
     target = np.asarray(target)
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, numbers.Integral) or n_per_class < 1:
+    if not is_whole(n_per_class):
         raise ValueError(BAD_N_PER_CLASS.format(value=n_per_class))
     if data.ndim == 2:
         side = int(round(np.sqrt(data.shape[1])))

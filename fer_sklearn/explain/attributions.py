@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import is_whole
 from .._hints import did_you_mean
 from ..architectures import target_layer
 
@@ -169,7 +170,7 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
         raise ValueError(SHAP_NEEDS_BACKGROUND)
     for name, value in (("batch_size", batch_size), ("ig_steps", ig_steps),
                         ("occlusion_window", occlusion_window), ("shap_samples", shap_samples)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_whole(value):
             raise ValueError(NOT_POSITIVE.format(name=name, value=value))
     with _eval_mode(estimator) as (model, device):
         x = _pixels(estimator, X, device)
