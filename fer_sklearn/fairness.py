@@ -10,8 +10,11 @@ what a MetricFrame alone does not give:
   (group sizes stay fixed) gives percentile intervals for every group metric
   (never narrower than the Wilson score interval over the metric's rows, log
   loss aside), and standard errors for every gap (the bootstrap's, never
-  below the one a two-proportion z-test would use, which keeps a perfect tiny
-  group from looking certain).
+  below the contrast's under the null of every group predicted as the whole
+  test set is: a two-proportion z-test's for rates, which keeps a perfect tiny
+  group from looking certain, and a simulated one for balanced accuracy and
+  macro-F1, whose per-class terms can rest on a face or two of a rare class
+  in a small group).
 - **Gaps that can be read as claims.** fairlearn's ``difference()`` and
   ``ratio()``, both ``between_groups`` and ``to_overall``, are extremes over
   groups: a largest-minus-smallest difference is positive even when no group
@@ -458,8 +461,10 @@ def _var_floors(cm, overall, classes, metrics):
     It is the standard error of a two-proportion z-test, and a floor under the
     bootstrap's: a group with no error in its 8 faces has a degenerate
     bootstrap (every resample repeats 100%) and would otherwise look certain.
-    Negligible next to the bootstrap for hundreds of rows. Balanced accuracy
-    and macro-F1 use the group's size; log loss has no floor.
+    Negligible next to the bootstrap for hundreds of rows. Log loss has no
+    floor; balanced accuracy and macro-F1, means of per-class rates, get theirs
+    from :func:`_null_var` (``p (1 - p) / n`` over the group's size is too
+    small for them: a class with one face in the group weighs a whole 1/K).
     """
     n = np.asarray(cm, dtype=float).sum((-2, -1))
     rows = _denominators(cm, classes)
@@ -468,10 +473,35 @@ def _var_floors(cm, overall, classes, metrics):
         if metric == "log_loss":
             out[metric] = np.zeros_like(n)
             continue
+        if metric in ("balanced_accuracy", "macro_f1"):
+            continue
         m = rows[metric]
         p = float(np.clip(np.nan_to_num(overall[metric]), 0, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             out[metric] = np.where(m > 0, p * (1 - p) / m, np.nan)
+    return out
+
+
+def _null_var(cm, all_cm, classes, metrics, n_sim, rng):
+    """Null variance of ``metrics`` of confusion matrices ``cm`` (shape
+    ``(G, K, K)``): their variance over ``n_sim`` simulated groups with the same
+    true rows per class, each row predicted as on the whole test set (the
+    row of its class in ``all_cm``)."""
+    all_cm = np.asarray(all_cm, dtype=float)
+    total = all_cm.sum(1, keepdims=True)
+    probs = all_cm / np.where(total > 0, total, 1)
+    out = {m: np.full(len(cm), np.nan) for m in metrics}
+    k = len(classes)
+    for g, rows in enumerate(np.asarray(cm).sum(-1).astype(int)):
+        if rows.sum() == 0:
+            continue
+        sims = np.zeros((n_sim, k, k))
+        for c in np.flatnonzero((rows > 0) & (total[:, 0] > 0)):
+            sims[:, c] = rng.multinomial(rows[c], probs[c], size=n_sim)
+        values = _from_cm(sims, classes)
+        for m in metrics:
+            v = values[m][np.isfinite(values[m])]
+            out[m][g] = float(np.var(v, ddof=1)) if len(v) > 1 else np.nan
     return out
 
 
@@ -859,6 +889,10 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
                           None if point_loss is None else all_loss - point_loss)
     floors = _var_floors(point_cm, overall, classes, metric_names)
     floors_rest = _var_floors(all_cm[None] - point_cm, overall, classes, metric_names)
+    means = [m for m in ("balanced_accuracy", "macro_f1") if m in metric_names]
+    null_rng = np.random.default_rng(rng.integers(2 ** 63))
+    for floor, cms in ((floors, point_cm), (floors_rest, all_cm[None] - point_cm)):
+        floor.update(_null_var(cms, all_cm, classes, means, n_boot, null_rng))
     rows_g, rows_all = _denominators(point_cm, classes), _denominators(all_cm, classes)
     # The overall value contains the group: group minus overall is (1 - share)
     # times group minus rest, share being the group's part of the metric's rows

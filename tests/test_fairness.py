@@ -219,6 +219,101 @@ def test_a_perfect_tiny_group_is_not_declared_significantly_better():
     assert f["gaps"]["accuracy"]["difference"]["between_groups"]["se"] > 0.03
 
 
+def _rare_class_faces(n_each, right, n_rare):
+    """A large group, 70% right in each of three classes and a rare fourth, and
+    a small group with ``n_each`` faces of each common class, ``right`` of
+    them right, and ``n_rare`` faces of the rare class, all wrong."""
+    classes = CLASSES + ["zrare"]
+    y, pred, groups = [], [], []
+
+    def add(group, each, right_each, rare, rare_right):
+        for i, c in enumerate(CLASSES):
+            wrong = CLASSES[(i + 1) % 3]
+            y.extend([c] * each)
+            pred.extend([c] * right_each + [wrong] * (each - right_each))
+        y.extend(["zrare"] * rare)
+        pred.extend(["zrare"] * rare_right + ["angry"] * (rare - rare_right))
+        groups.extend([group] * (3 * each + rare))
+
+    add("big", 700, 490, 20, 14)
+    add("small", n_each, right, n_rare, 0)
+    return np.array(y), np.array(pred), pd.DataFrame({"g": groups}), classes
+
+
+def test_null_variance_of_balanced_accuracy_matches_its_formula():
+    # Balanced accuracy is a mean of per-class recalls: with the recalls r_c of
+    # the whole test set and the group's rows m_c per class, its variance is
+    # sum r_c (1 - r_c) / m_c / K^2; the simulated one must agree.
+    y, pred, groups, classes = _rare_class_faces(13, 9, 1)
+    index = {c: i for i, c in enumerate(classes)}
+    t, p = (np.array([index[c] for c in v]) for v in (y, pred))
+    all_cm = fairness._cm(t, p, 4)
+    small = (groups["g"] == "small").to_numpy()
+    cm = fairness._cm(t[small], p[small], 4)[None]
+    got = fairness._null_var(cm, all_cm, classes, ["balanced_accuracy"], 20000,
+                             np.random.default_rng(0))["balanced_accuracy"][0]
+    r = np.diag(all_cm) / all_cm.sum(1)
+    m = cm[0].sum(1)
+    assert got == pytest.approx(np.sum(r * (1 - r) / m) / 16, rel=0.05)
+    # far above p (1 - p) / n, the floor of a pooled rate over the group's faces
+    assert got > 2.5 * 0.7 * 0.3 / 40
+
+
+@pytest.mark.parametrize("metric, n_each, right, n_rare", [
+    ("balanced_accuracy", 10, 7, 2),
+    ("macro_f1", 13, 9, 1),
+])
+def test_rare_class_faces_wrong_in_a_small_group_are_not_a_significant_gap(
+        metric, n_each, right, n_rare):
+    # The small group is right on 70% of its common faces, as the large one,
+    # but wrong on its one or two faces of the rare class (by chance, in one
+    # group in ten or three). Its balanced accuracy or macro-F1 falls about 18
+    # and 22 points, all from those faces; with the null variance of a pooled
+    # rate over the group's faces, that used to be called significant.
+    y, pred, groups, classes = _rare_class_faces(n_each, right, n_rare)
+    f = audit_fairness(y, pred, groups, labels=classes, n_boot=300).results["features"]["g"]
+    between = f["gaps"][metric]["difference"]["between_groups"]
+    assert between["groups"] == ["big", "small"] and between["value"] > 0.17
+    assert not between["significant"]
+    assert not f["groups"]["small"]["vs_rest"][metric]["significant"]
+    # Its common faces right less often (45%): a fall that many faces make.
+    y, pred, groups, classes = _rare_class_faces(40, 18, n_rare)
+    f = audit_fairness(y, pred, groups, labels=classes, n_boot=300).results["features"]["g"]
+    assert f["gaps"][metric]["difference"]["between_groups"]["significant"]
+    assert f["groups"]["small"]["vs_rest"][metric]["significant"]
+
+
+@pytest.mark.slow
+def test_false_flags_stay_near_the_stated_level_for_every_headline_metric():
+    # 100 test sets of FER2013's PublicTest size and its predicted race groups
+    # (3052 / 397 / 91 / 46 faces), every group predicted by one confusion
+    # matrix with a rare class: a gap flagged in any group is a false flag,
+    # promised at most 5% of the time.
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    prior = np.array([.138, .015, .143, .25, .169, .111, .174])
+    conf = np.array([[.60, .02, .08, .04, .12, .03, .11], [.25, .55, .05, .04, .06, .02, .03],
+                     [.09, .01, .48, .04, .17, .11, .10], [.02, 0, .02, .88, .02, .02, .04],
+                     [.08, .005, .09, .04, .55, .015, .22], [.03, 0, .10, .04, .02, .78, .03],
+                     [.05, 0, .05, .05, .15, .02, .68]])
+    conf /= conf.sum(1, keepdims=True)
+    sizes = [3052, 397, 91, 46]
+    flags = {m: 0 for m in ("accuracy", "balanced_accuracy", "macro_f1")}
+    runs = 100
+    for run in range(runs):
+        rng = np.random.default_rng(run)
+        y = rng.choice(7, size=sum(sizes), p=prior / prior.sum())
+        pred = (rng.random(len(y))[:, None] > np.cumsum(conf[y], 1)).sum(1).clip(0, 6)
+        g = rng.permutation(np.repeat(list("abcd"), sizes))
+        f = audit_fairness(np.array(names)[y], np.array(names)[pred], {"g": g}, labels=names,
+                           n_boot=300, random_state=run).results["features"]["g"]
+        for m in flags:
+            flags[m] += (f["gaps"][m]["difference"]["between_groups"]["significant"]
+                         or any(rec["vs_rest"][m]["significant"]
+                                for rec in f["groups"].values()))
+    # 5% of 100 runs, with room for chance (P(X >= 10) < 3% at 5%)
+    assert all(count <= 9 for count in flags.values()), flags
+
+
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "macro_f1"])
 def test_a_tiny_perfect_group_has_an_honest_interval_for_every_headline_metric(metric):
     # 2 faces, both right: 100% of 2 is not [100%, 100%] for any headline metric.
