@@ -9,12 +9,12 @@ what a MetricFrame alone does not give:
 - **Uncertainty.** A seeded bootstrap that resamples rows within each group
   (group sizes stay fixed) gives percentile intervals for every group metric
   (never narrower than the Wilson score interval over the metric's rows, log
-  loss aside), and standard errors for every gap (the bootstrap's, never
-  below the contrast's under the null of every group predicted as the whole
-  test set is: a two-proportion z-test's for rates, which keeps a perfect tiny
-  group from looking certain, and a simulated one for balanced accuracy and
-  macro-F1, whose per-class terms can rest on a face or two of a rare class
-  in a small group).
+  loss aside), and standard errors for every gap (the bootstrap's, never,
+  log loss aside, below the contrast's under the null of every group
+  predicted as the whole test set is: a two-proportion z-test's for rates,
+  which keeps a perfect tiny group from looking certain, and a simulated one
+  for balanced accuracy and macro-F1, whose per-class terms can rest on a
+  face or two of a rare class in a small group).
 - **Gaps that can be read as claims.** fairlearn's ``difference()`` and
   ``ratio()``, both ``between_groups`` and ``to_overall``, are extremes over
   groups: a largest-minus-smallest difference is positive even when no group
@@ -453,6 +453,12 @@ def _denominators(cm, classes):
     return out
 
 
+# Metrics that are means of per-class rates, whose null variance is simulated
+# (at least _NULL_SIMS times).
+_MEANS = ("balanced_accuracy", "macro_f1")
+_NULL_SIMS = 1000
+
+
 def _var_floors(cm, overall, classes, metrics):
     """Null variance of each metric of confusion matrices ``cm``: the variance
     a rate would have over the metric's rows if it equalled its value on the
@@ -473,7 +479,7 @@ def _var_floors(cm, overall, classes, metrics):
         if metric == "log_loss":
             out[metric] = np.zeros_like(n)
             continue
-        if metric in ("balanced_accuracy", "macro_f1"):
+        if metric in _MEANS:
             continue
         m = rows[metric]
         p = float(np.clip(np.nan_to_num(overall[metric]), 0, 1))
@@ -483,25 +489,38 @@ def _var_floors(cm, overall, classes, metrics):
 
 
 def _null_var(cm, all_cm, classes, metrics, n_sim, rng):
-    """Null variance of ``metrics`` of confusion matrices ``cm`` (shape
-    ``(G, K, K)``): their variance over ``n_sim`` simulated groups with the same
-    true rows per class, each row predicted as on the whole test set (the
-    row of its class in ``all_cm``)."""
+    """Null variances of ``metrics`` for groups with confusion matrices ``cm``
+    (shape ``(G, K, K)``) in a test set with confusion matrix ``all_cm``.
+
+    Under the null every row is predicted as the whole test set predicts its
+    class (its row of ``all_cm``). Over ``n_sim`` simulated test sets that keep
+    each group's and the rest's true rows per class, returns three dicts of
+    arrays of shape ``(G,)``: the variance of the group's value, of the rest's,
+    and of the group minus the whole test set (which contains the group).
+    """
     all_cm = np.asarray(all_cm, dtype=float)
-    total = all_cm.sum(1, keepdims=True)
-    probs = all_cm / np.where(total > 0, total, 1)
-    out = {m: np.full(len(cm), np.nan) for m in metrics}
+    total = all_cm.sum(1)
+    probs = all_cm / np.where(total > 0, total, 1)[:, None]
     k = len(classes)
-    for g, rows in enumerate(np.asarray(cm).sum(-1).astype(int)):
-        if rows.sum() == 0:
-            continue
+    out = tuple({m: np.full(len(cm), np.nan) for m in metrics} for _ in range(3))
+
+    def simulate(rows):
         sims = np.zeros((n_sim, k, k))
-        for c in np.flatnonzero((rows > 0) & (total[:, 0] > 0)):
+        for c in np.flatnonzero(rows > 0):
             sims[:, c] = rng.multinomial(rows[c], probs[c], size=n_sim)
-        values = _from_cm(sims, classes)
+        return sims
+
+    def var(values):
+        values = values[np.isfinite(values)]
+        return float(np.var(values, ddof=1)) if len(values) > 1 else np.nan
+
+    for g, rows in enumerate(np.asarray(cm).sum(-1).astype(int)):
+        group, rest = simulate(rows), simulate(total.astype(int) - rows)
+        values = [_from_cm(x, classes) for x in (group, rest, group + rest)]
         for m in metrics:
-            v = values[m][np.isfinite(values[m])]
-            out[m][g] = float(np.var(v, ddof=1)) if len(v) > 1 else np.nan
+            out[0][m][g] = var(values[0][m])
+            out[1][m][g] = var(values[1][m])
+            out[2][m][g] = var(values[0][m] - values[2][m])
     return out
 
 
@@ -686,7 +705,9 @@ def audit_fairness(y_true, y_pred, sensitive_features, *, y_proba=None, labels=N
         Groups with fewer rows are shown (count, values, intervals) but
         marked "too small" and left out of gaps and worst groups.
     n_boot : int, default=500
-        Bootstrap resamples (rows resampled within each group).
+        Bootstrap resamples (rows resampled within each group); also the
+        simulations of the null variance of balanced accuracy and macro-F1,
+        at least 1000.
     confidence : float, default=0.95
         Level of every interval; gap intervals hold it simultaneously over
         the contrasts they were picked from (Bonferroni).
@@ -889,23 +910,26 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
                           None if point_loss is None else all_loss - point_loss)
     floors = _var_floors(point_cm, overall, classes, metric_names)
     floors_rest = _var_floors(all_cm[None] - point_cm, overall, classes, metric_names)
-    means = [m for m in ("balanced_accuracy", "macro_f1") if m in metric_names]
-    null_rng = np.random.default_rng(rng.integers(2 ** 63))
-    for floor, cms in ((floors, point_cm), (floors_rest, all_cm[None] - point_cm)):
-        floor.update(_null_var(cms, all_cm, classes, means, n_boot, null_rng))
     rows_g, rows_all = _denominators(point_cm, classes), _denominators(all_cm, classes)
-    # The overall value contains the group: group minus overall is (1 - share)
-    # times group minus rest, share being the group's part of the metric's rows
-    # (exact for pooled rates and log loss; for balanced accuracy and macro-F1,
-    # means of per-class rates, the share of faces is an approximation).
+    # The overall value contains the group: for a pooled rate, group minus
+    # overall is (1 - share) times group minus rest, share being the group's
+    # part of the metric's rows.
     floors_overall = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for m in metric_names:
+            if m in _MEANS:  # below
+                continue
             if m not in rows_g:  # log loss: no floor
                 floors_overall[m] = floors[m]
                 continue
             share = rows_g[m] / rows_all[m]
             floors_overall[m] = (1 - share) ** 2 * (floors[m] + floors_rest[m])
+    # Balanced accuracy and macro-F1, means of per-class rates: simulated.
+    means = [m for m in _MEANS if m in metric_names]
+    null_rng = np.random.default_rng(rng.integers(2 ** 63))
+    null = _null_var(point_cm, all_cm, classes, means, max(n_boot, _NULL_SIMS), null_rng)
+    for floor, values in zip((floors, floors_rest, floors_overall), null):
+        floor.update(values)
 
     group_records = {}
     for gi, g in enumerate(groups):

@@ -251,7 +251,7 @@ def test_null_variance_of_balanced_accuracy_matches_its_formula():
     small = (groups["g"] == "small").to_numpy()
     cm = fairness._cm(t[small], p[small], 4)[None]
     got = fairness._null_var(cm, all_cm, classes, ["balanced_accuracy"], 20000,
-                             np.random.default_rng(0))["balanced_accuracy"][0]
+                             np.random.default_rng(0))[0]["balanced_accuracy"][0]
     r = np.diag(all_cm) / all_cm.sum(1)
     m = cm[0].sum(1)
     assert got == pytest.approx(np.sum(r * (1 - r) / m) / 16, rel=0.05)
@@ -283,12 +283,39 @@ def test_rare_class_faces_wrong_in_a_small_group_are_not_a_significant_gap(
     assert f["groups"]["small"]["vs_rest"][metric]["significant"]
 
 
+def test_distance_to_overall_of_balanced_accuracy_agrees_with_the_gap_of_two_groups():
+    # Two groups: the distance of either to the whole test set is the gap,
+    # scaled. For balanced accuracy the scale is not the group's share of the
+    # faces: the large group holds 3,002 of 3,502 faces but 2 of the 52 rare
+    # ones. Its null variance is simulated with the whole test set, not
+    # scaled from the gap's, or the distance is flagged where the gap is not.
+    y, pred, groups = [], [], []
+    for group, each, rare, rare_right in (("big", 1000, 2, 0), ("small", 150, 50, 30)):
+        for i, c in enumerate(CLASSES):
+            y += [c] * each
+            pred += [c] * (each * 7 // 10) + [CLASSES[(i + 1) % 3]] * (each - each * 7 // 10)
+        y += ["zrare"] * rare
+        pred += ["zrare"] * rare_right + ["angry"] * (rare - rare_right)
+        groups += [group] * (3 * each + rare)
+    f = audit_fairness(np.array(y), np.array(pred), pd.DataFrame({"g": groups}),
+                       n_boot=500).results["features"]["g"]
+    gaps = f["gaps"]["balanced_accuracy"]
+    between, to_overall = gaps["difference"]["between_groups"], gaps["difference"]["to_overall"]
+    assert between["value"] > 0.14 and not between["significant"]
+    assert to_overall["groups"] == ["big"] and to_overall["value"] > 0.14
+    assert not to_overall["significant"] and not gaps["ratio"]["to_overall"]["significant"]
+    # its standard error is about the gap's times the distance's scale (here
+    # 0.144 / 0.150), not times the face share of the small group (0.14)
+    assert to_overall["se"] > 0.8 * between["se"]
+
+
 @pytest.mark.slow
 def test_false_flags_stay_near_the_stated_level_for_every_headline_metric():
     # 100 test sets of FER2013's PublicTest size and its predicted race groups
     # (3052 / 397 / 91 / 46 faces), every group predicted by one confusion
-    # matrix with a rare class: a gap flagged in any group is a false flag,
-    # promised at most 5% of the time.
+    # matrix with a rare class: any flag (the gap, the distance to overall or a
+    # group against the rest) is false. Each of the three is a 5% claim; they
+    # largely coincide.
     names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     prior = np.array([.138, .015, .143, .25, .169, .111, .174])
     conf = np.array([[.60, .02, .08, .04, .12, .03, .11], [.25, .55, .05, .04, .06, .02, .03],
@@ -307,7 +334,9 @@ def test_false_flags_stay_near_the_stated_level_for_every_headline_metric():
         f = audit_fairness(np.array(names)[y], np.array(names)[pred], {"g": g}, labels=names,
                            n_boot=300, random_state=run).results["features"]["g"]
         for m in flags:
-            flags[m] += (f["gaps"][m]["difference"]["between_groups"]["significant"]
+            difference = f["gaps"][m]["difference"]
+            flags[m] += (difference["between_groups"]["significant"]
+                         or difference["to_overall"]["significant"]
                          or any(rec["vs_rest"][m]["significant"]
                                 for rec in f["groups"].values()))
     # 5% of 100 runs, with room for chance (P(X >= 10) < 3% at 5%)
