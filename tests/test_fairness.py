@@ -219,25 +219,29 @@ def test_a_perfect_tiny_group_is_not_declared_significantly_better():
     assert f["gaps"]["accuracy"]["difference"]["between_groups"]["se"] > 0.03
 
 
+def _faces_with_a_rare_class(*groups):
+    """Faces of three common classes and a rare fourth, by group: each of
+    ``groups`` is ``(name, each, right, rare, rare_right)``, ``each`` faces of
+    every common class (``right`` of them right, the others predicted as the
+    next class) and ``rare`` of the rare one (``rare_right`` right)."""
+    classes = CLASSES + ["zrare"]
+    y, pred, labels = [], [], []
+    for name, each, right, rare, rare_right in groups:
+        for i, c in enumerate(CLASSES):
+            y += [c] * each
+            pred += [c] * right + [CLASSES[(i + 1) % 3]] * (each - right)
+        y += ["zrare"] * rare
+        pred += ["zrare"] * rare_right + ["angry"] * (rare - rare_right)
+        labels += [name] * (3 * each + rare)
+    return np.array(y), np.array(pred), pd.DataFrame({"g": labels}), classes
+
+
 def _rare_class_faces(n_each, right, n_rare):
     """A large group, 70% right in each of three classes and a rare fourth, and
     a small group with ``n_each`` faces of each common class, ``right`` of
     them right, and ``n_rare`` faces of the rare class, all wrong."""
-    classes = CLASSES + ["zrare"]
-    y, pred, groups = [], [], []
-
-    def add(group, each, right_each, rare, rare_right):
-        for i, c in enumerate(CLASSES):
-            wrong = CLASSES[(i + 1) % 3]
-            y.extend([c] * each)
-            pred.extend([c] * right_each + [wrong] * (each - right_each))
-        y.extend(["zrare"] * rare)
-        pred.extend(["zrare"] * rare_right + ["angry"] * (rare - rare_right))
-        groups.extend([group] * (3 * each + rare))
-
-    add("big", 700, 490, 20, 14)
-    add("small", n_each, right, n_rare, 0)
-    return np.array(y), np.array(pred), pd.DataFrame({"g": groups}), classes
+    return _faces_with_a_rare_class(("big", 700, 490, 20, 14),
+                                    ("small", n_each, right, n_rare, 0))
 
 
 def test_null_variance_of_balanced_accuracy_matches_its_formula():
@@ -289,16 +293,9 @@ def test_distance_to_overall_of_balanced_accuracy_agrees_with_the_gap_of_two_gro
     # faces: the large group holds 3,002 of 3,502 faces but 2 of the 52 rare
     # ones. Its null variance is simulated with the whole test set, not
     # scaled from the gap's, or the distance is flagged where the gap is not.
-    y, pred, groups = [], [], []
-    for group, each, rare, rare_right in (("big", 1000, 2, 0), ("small", 150, 50, 30)):
-        for i, c in enumerate(CLASSES):
-            y += [c] * each
-            pred += [c] * (each * 7 // 10) + [CLASSES[(i + 1) % 3]] * (each - each * 7 // 10)
-        y += ["zrare"] * rare
-        pred += ["zrare"] * rare_right + ["angry"] * (rare - rare_right)
-        groups += [group] * (3 * each + rare)
-    f = audit_fairness(np.array(y), np.array(pred), pd.DataFrame({"g": groups}),
-                       n_boot=500).results["features"]["g"]
+    y, pred, groups, classes = _faces_with_a_rare_class(("big", 1000, 700, 2, 0),
+                                                        ("small", 150, 105, 50, 30))
+    f = audit_fairness(y, pred, groups, labels=classes, n_boot=500).results["features"]["g"]
     gaps = f["gaps"]["balanced_accuracy"]
     between, to_overall = gaps["difference"]["between_groups"], gaps["difference"]["to_overall"]
     assert between["value"] > 0.14 and not between["significant"]
