@@ -640,3 +640,22 @@ def test_training_and_testing_folders_are_the_train_and_test_splits(tmp_path):
         _folder_tree(tmp_path / "d" / split, split_layout=False)
     bunch = load_image_folder(tmp_path / "d")
     assert sorted(set(bunch.frame["split"])) == ["test", "train"]
+
+
+def test_skip_that_leaves_no_image_is_an_error_naming_what_was_left_out(tmp_path):
+    # on_error='skip' once returned an empty Bunch, with no word of why
+    (tmp_path / "faces" / "anger").mkdir(parents=True)
+    for i in range(2):
+        (tmp_path / "faces" / "anger" / f"broken{i}.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"None of the 2 image\(s\) of .*faces could be read.*"
+                                         r"anger/broken0.jpg"):
+        load_image_folder(tmp_path / "faces", on_error="skip", cache=False)
+    csv = tmp_path / "labels.csv"
+    pd.DataFrame({"image_path": ["faces/anger/broken0.jpg", "elsewhere/gone.png"],
+                  "label": ["angry", "sad"]}).to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"None of the 2 image\(s\) of .*labels.csv could be "
+                                         r"read.*elsewhere/gone.png.*faces/anger/broken0.jpg"):
+        load_labels_csv(csv, on_error="skip", cache=False)
+    # one readable image is enough
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "faces" / "anger" / "ok.png")
+    assert len(load_image_folder(tmp_path / "faces", on_error="skip", cache=False).data) == 1

@@ -28,12 +28,27 @@ CORRUPT_IMAGE = (
     "on_error='skip' to skip unreadable images (they are listed in bunch.report)."
 )
 BAD_ON_ERROR = "on_error={value!r} is not one of 'raise', 'skip'."
+NOTHING_READABLE = (
+    "None of the {count} image(s) of {path} could be read, so on_error='skip' left nothing "
+    "(e.g. {examples}); check the path, the CSV's root or the files themselves."
+)
 BAD_SIZE = "size must be a positive integer (the side of the square images); got {value!r}."
 
 
 def check_on_error(on_error):
     if on_error not in ("raise", "skip"):
         raise ValueError(BAD_ON_ERROR.format(value=on_error))
+
+
+def check_some_read(path, n_images, report):
+    """Raise when ``on_error='skip'`` left no image at all: an empty dataset
+    would otherwise fail later, far from its cause, or score nothing."""
+    if n_images:
+        return
+    left_out = ([*report.get("missing_files", []), *report.get("conflicting_rows", []),
+                 *(source for source, _ in report.get("skipped", []))])
+    raise ValueError(NOTHING_READABLE.format(count=len(left_out), path=path,
+                                             examples=left_out[:3]))
 
 
 def check_size(size):

@@ -8,7 +8,14 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, check_on_error, check_size, decode_all
+from ._decode import (
+    IMAGE_EXTENSIONS,
+    ZIP_READ_ERRORS,
+    check_on_error,
+    check_size,
+    check_some_read,
+    decode_all,
+)
 from ._labels import canonical_label, canonical_split, map_labels
 from ._walk import walk
 
@@ -128,6 +135,7 @@ def _scan(path, on_error, size):
             zf.close()
     report.update(skipped=skipped, conversions=counts,
                   n_images=int(ok.sum()))
+    check_some_read(path, report["n_images"], report)
     frame = pd.DataFrame({
         "split": split[ok],
         "source": np.array([r for r, _ in visible])[ok],
@@ -175,6 +183,7 @@ def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y
     Raises
     ------
     FileNotFoundError, ValueError
+        ValueError also when ``on_error="skip"`` leaves no readable image.
 
     Examples
     --------

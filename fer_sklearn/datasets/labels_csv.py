@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import check_on_error, check_size, decode_all, read_csv_or_explain
+from ._decode import check_on_error, check_size, check_some_read, decode_all, read_csv_or_explain
 from ._labels import canonical_split, map_labels
 from .image_folder import MISSING_PATH
 
@@ -135,6 +135,7 @@ def _read(path, root, on_error, size, table):
         "source": df["image_path"].to_numpy()[keep].astype(str),
     })
     report.update(skipped=skipped, conversions=counts, n_images=len(keep))
+    check_some_read(path, len(keep), report)
     return data, target[keep], frame, report
 
 
@@ -179,8 +180,8 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     ValueError
         ``path`` is a folder, a column is missing, the CSV lists no images, a
         label is unknown, (with ``on_error="raise"``) an image is listed with
-        two labels or splits, ``size`` is not a positive integer or an image cannot
-        be decoded.
+        two labels or splits, ``size`` is not a positive integer, an image cannot
+        be decoded, or (with ``on_error="skip"``) no listed image could be read.
 
     Examples
     --------
