@@ -516,3 +516,19 @@ def test_a_config_folder_and_faces_grid_with_export_are_refused(tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["faces", "--grid", str(tmp_path / "g.png"), "--export", str(tmp_path / "e")])
     assert "not allowed with argument --grid" in capsys.readouterr().err
+
+
+def test_fairness_train_shares_count_the_faces_each_model_was_fitted_on(tmp_path):
+    # the shares once came from the whole training split, also for a model
+    # whose recipe caps it
+    path = tmp_path / "capped.toml"
+    path.write_text(TINY_TOML.replace("[recipes.cnn.params]",
+                                      "[recipes.cnn]\nmax_train = 40\n[recipes.cnn.params]"))
+    assert _run(path, tmp_path / "runs") == 0
+    results = json.loads((tmp_path / "runs" / "t" / "results.json").read_text())
+    n_train = results["stages"]["data"]["n_train"]
+    assert n_train > 40
+    audits = results["stages"]["fairness"]["models"]
+    for model, expected in (("cnn", 40), ("resnet18", n_train)):
+        groups = audits[model]["features"]["tone"]["groups"].values()
+        assert sum(g["n_train"] for g in groups) == expected

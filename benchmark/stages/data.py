@@ -112,6 +112,13 @@ def stratified_cap(idx, y, cap, seed):
     return np.sort(keep)
 
 
+def training_rows(config, y_train, model):
+    """The rows of the training split that ``model`` is fitted on: all of them,
+    or the stratified cap its recipe's ``max_train`` sets."""
+    return stratified_cap(np.arange(len(y_train)), y_train,
+                          config.recipe(model)["max_train"], config.seed)
+
+
 def load(config):
     """Load ``config.dataset`` and split it into train and test.
 

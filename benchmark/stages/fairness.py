@@ -31,7 +31,7 @@ from fer_sklearn.stats import mcnemar
 
 from ..progress import FitProgress, log
 from . import register_stage
-from .data import stratified_cap
+from .data import training_rows
 from .evaluate import predict_proba
 
 MITIGATION_KEY = "fairness-mitigation"
@@ -155,13 +155,17 @@ def fairness_stage(ctx):
         return record
     common = dict(labels=classes, intersections=intersections,
                   min_group_size=config.min_group_size, n_boot=n_boot,
-                  random_state=config.seed, train_features=d.frame_train[attributes],
-                  y_train=d.y_train)
+                  random_state=config.seed)
     for model in config.models:
         pred = ctx.store.get_arrays(f"pred-{model}")
+        # the group shares of the faces this model was fitted on (its recipe
+        # may cap the training set)
+        rows = training_rows(config, d.y_train, model)
         start = time.perf_counter()
         audit = audit_fairness(d.y_test, pred["y_pred"], d.frame_test[attributes],
-                               y_proba=pred["proba"], **common)
+                               y_proba=pred["proba"], **common,
+                               train_features=d.frame_train[attributes].iloc[rows],
+                               y_train=d.y_train[rows])
         record["models"][model] = audit.to_dict()
         log(f"fairness {model}: {len(audit.features)} feature(s) audited in "
             f"{time.perf_counter() - start:.1f} s")
@@ -205,8 +209,7 @@ def _mitigation(ctx, record, classes, common):
         return result
     significant, _, _, feature = max(pool)
     columns = audit["features"][feature]["columns"]
-    idx = stratified_cap(np.arange(len(d.y_train)), d.y_train,
-                          config.recipe(best)["max_train"], config.seed)
+    idx = training_rows(config, d.y_train, best)
     groups = sensitive_groups(d.frame_train.iloc[idx], columns)
     pick = idx[group_balanced_indices(groups, d.y_train[idx], random_state=config.seed)]
     est = clone(ctx.store.get_model(f"model-{best}"))
@@ -527,8 +530,9 @@ def fairness_section(results):
             "itself). "
             "One-vs-rest parity: fairlearn's binary demographic-parity and equalized-odds "
             "differences of each class against the others, maximum over classes. *Train %*: "
-            "the group's share of the training images, and of each class's training images "
-            "(min-max over classes), to tell under-representation from model error.", ""]
+            "the group's share of the training images the model was fitted on, and of each "
+            "class's (min-max over classes), to tell under-representation from model "
+            "error.", ""]
     if stage["predicted_attributes"]:
         text += [f"The attributes come from `{Path(config['attributes']).name}`. Attributes "
                  "such as FER2013's demographics are predicted by a model, not reported by the "

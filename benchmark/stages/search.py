@@ -20,7 +20,7 @@ from ..parallel import cluster_for, fits_on
 from ..progress import FitProgress, log
 from ..store import atomic_path, stop_if_interrupted
 from . import register_stage
-from .data import stratified_cap
+from .data import stratified_cap, training_rows
 
 BAD_PARAM = "recipes.{model}.{part}: {reason}"
 BAD_IMPORT = "recipes.{model}.params.{key}={value!r} is not an importable 'module.Name'."
@@ -242,8 +242,7 @@ def search_stage(ctx):
                 log(f"search {model}: finished in an earlier run, reused")
                 out[model] = ctx.store.get_json(key)
                 continue
-            idx = stratified_cap(np.arange(len(d.y_train)), d.y_train,
-                                  config.recipe(model)["max_train"], config.seed)
+            idx = training_rows(config, d.y_train, model)
             est, record = search_one(config, model, d.X_train[idx], d.y_train[idx])
             ctx.store.put_model(f"model-{model}", est)
             ctx.store.put_json(key, record)
