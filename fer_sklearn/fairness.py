@@ -857,7 +857,7 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     metric_names = settings["metrics"]
 
     # Group order: known groups in their order, groups only seen in training
-    # after them, then any unknown groups.
+    # after them, then any unknown groups (with test rows, then training only).
     present = set(labels.tolist())
     train_only = []
     if train_labels is not None:
@@ -865,6 +865,8 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
     known = [g for g in order if g in present and not _is_unknown(g, len(parts))]
     unknown = sorted(g for g in present if _is_unknown(g, len(parts)))
     absent = [g for g in train_only if not _is_unknown(g, len(parts))]
+    # an unknown group seen only in training still shows its training share
+    unknown_train_only = [g for g in train_only if _is_unknown(g, len(parts))]
     groups = known + unknown            # groups with test rows
     rows = {g: np.flatnonzero(labels == g) for g in groups}
     status = {g: (MISSING if g in unknown else TOO_SMALL if len(rows[g]) < min_size else OK)
@@ -939,9 +941,9 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
         group_records[g] = {"n": int(len(rows[g])), "status": status[g],
                             "share_test": float(len(rows[g]) / n), "metrics": metrics,
                             "vs_rest": {}}
-    for g in absent:
-        group_records[g] = {"n": 0, "status": ABSENT, "share_test": 0.0, "metrics": {},
-                            "vs_rest": {}}
+    for g in absent + unknown_train_only:
+        group_records[g] = {"n": 0, "status": ABSENT if g in absent else MISSING,
+                            "share_test": 0.0, "metrics": {}, "vs_rest": {}}
 
     headline = [m for m in HEADLINE_METRICS if m in metric_names]
     # Two groups and no other rows: each group's rest is the other group, so its
@@ -962,7 +964,7 @@ def _audit_feature(name, parts, labels, order, t, p, row_loss, classes, train_la
 
     record = {
         "columns": list(parts),
-        "order": groups[:len(known)] + absent + unknown,
+        "order": groups[:len(known)] + absent + unknown + unknown_train_only,
         "groups": group_records,
         "judged": judged,
         "overall": {m: _percentile(float(overall[m]), boot_all[m], confidence,

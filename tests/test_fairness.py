@@ -490,6 +490,20 @@ def test_groups_seen_only_in_training_are_listed_as_absent():
     assert f["groups"]["z"]["status"] == "absent from test" and f["groups"]["z"]["n"] == 0
 
 
+def test_unknown_values_seen_only_in_training_keep_their_training_share():
+    # such rows were once dropped from the table: the shares then did not add up
+    y, pred, groups = _known_gap()
+    g_train = np.array(["a", "b", None] * 10, dtype=object)
+    audit = audit_fairness(y, pred, groups, labels=CLASSES, n_boot=20,
+                           train_features={"g": g_train}, y_train=["happy"] * 30)
+    f = audit.results["features"]["g"]
+    assert f["order"] == ["a", "b", "unknown"]
+    assert f["groups"]["unknown"]["status"] == "unknown" and f["groups"]["unknown"]["n"] == 0
+    assert sum(f["groups"][g]["train_share"] for g in f["order"]) == pytest.approx(1.0, abs=1e-5)
+    assert f["equal_share"] == approx(1 / 2)  # divided among the known groups only
+    assert audit.by_group("g").loc["unknown", "train_share"] == approx(1 / 3)
+
+
 def test_non_string_values_become_group_names():
     y, pred, groups = _known_gap()
     frame = pd.DataFrame({"flag": groups["g"] == "a", "level": np.where(groups["g"] == "a", 2, 10),
