@@ -172,7 +172,7 @@ PROFILES = {
     },
     "seed": {
         "description": ("the original study's setup (224x224x3, SGD 3e-4, 10 epochs) "
-                        "beside the quick recipes, on a capped training set"),
+                        "beside the quick recipes; the seed models on 200 training images"),
         "models": ["cnn", "resnet18", "densenet_bc",
                    "seed_cnn", "seed_resnet", "seed_densenet"],
         "cv": 2,
