@@ -60,7 +60,8 @@ def build_parser():
         "evaluate", help="score a run's saved models on another dataset",
         description="Score the models a run saved (run --save-models) on another dataset, "
                     "matching classes by name (classes only one side has are left out and "
-                    "said so), and add a section to the run's report.")
+                    "said so; at least two must be shared), and add a section to the run's "
+                    "report. Image files are decoded at the size the models were trained on.")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--dataset", required=True,
                           help="folder:PATH, csv:PATH, fer2013:PATH or synthetic")

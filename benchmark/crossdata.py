@@ -4,13 +4,18 @@ The models are read from ``RUN_DIR/models/`` (written by ``run --save-models``).
 Classes are matched by their canonical names: images of a class the models
 never learned (e.g. ``contempt``) are left out and counted, and a class the
 models know but the dataset lacks (e.g. ``neutral``) is removed from the
-models' choices, so each model picks among the shared classes only. The
+models' choices, so each model picks among the shared classes only (at least
+two). A label outside the loaders' vocabulary (the seven FER2013 classes,
+``contempt`` and their synonyms) stops the loading, naming it. Image files are
+decoded at the size the models were trained on. The
 result goes into ``results.json`` under ``cross_dataset`` and the report gains
 a section for it. ``synthetic`` draws fresh faces with the run's generator
 options under another seed (the run's seed + 1), so no face is one the models
 trained on.
 """
 
+import math
+import pickle
 from pathlib import Path
 
 import joblib
@@ -31,14 +36,20 @@ NO_MODELS = (
     "(add --resume to reuse its finished work)."
 )
 NO_SHARED = (
-    "{dataset} shares no class with the models (dataset: {data}; models: {models}); "
-    "nothing can be scored."
+    "{dataset} shares {count} class(es) with the models (dataset: {data}; models: "
+    "{models}); at least two are needed, since a choice among one class is always right."
 )
+UNREADABLE_MODEL = (
+    "Cannot load the saved model {path} ({reason}); the file is damaged or was written "
+    "by another version. Re-run the benchmark with --save-models."
+)
+REPLACED = "evaluate: replaces the earlier section '{label}' (pass --label to keep both)"
 STATE_OF_ANOTHER_RUN = (
     " Its state/ folder holds models of a later run that did not finish (its search "
     "differs from the one in results.json): they are not scored in this run's name."
 )
-TOO_FEW = "{dataset} has only {n} images of the models' classes; at least 20 are needed."
+TOO_FEW = ("{dataset} has only {n} images of the models' classes in {which}; at least 20 "
+           "are needed.")
 
 _SPLIT_PREFERENCE = ("test", "validation")
 
@@ -64,11 +75,11 @@ def _models(run_dir, names, results):
         saved = run_dir / "models" / f"{name}.joblib"
         state = run_dir / "state" / f"model-{name}.joblib"
         if saved.is_file():
-            models[name] = joblib.load(saved)
+            models[name] = _load_model(saved)
             continue
         if state.is_file():
             if ours:
-                models[name] = joblib.load(state)
+                models[name] = _load_model(state)
                 continue
             foreign = True
         missing.append(name)
@@ -76,6 +87,29 @@ def _models(run_dir, names, results):
         raise ValueError(NO_MODELS.format(path=run_dir, missing=", ".join(missing))
                          + (STATE_OF_ANOTHER_RUN if foreign else ""))
     return models
+
+
+def _load_model(path):
+    """``joblib.load``; a damaged file is named, not a traceback."""
+    try:
+        return joblib.load(path)
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+            pickle.UnpicklingError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ValueError(UNREADABLE_MODEL.format(path=path, reason=reason[:200])) from exc
+
+
+def _image_side(models):
+    """The side of the square grayscale images the models were fitted on, or
+    None where their input is not such an image (then the loader's default)."""
+    sides = set()
+    for est in models.values():
+        n = getattr(est, "n_features_in_", None)
+        side = math.isqrt(n) if isinstance(n, int) and n > 0 else None
+        if side is None or side * side != n:
+            return None
+        sides.add(side)
+    return sides.pop() if len(sides) == 1 else None
 
 
 def _fresh_synthetic(config):
@@ -160,7 +194,7 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     models = _models(run_dir, config["models"], results)
 
     log(f"evaluate: loading {dataset}")
-    bunch = load_bunch(other)
+    bunch = load_bunch(other, size=_image_side(models))
     if attributes:
         bunch = attach_attributes(bunch, attributes)
     idx, which = _pick_split(bunch)
@@ -168,12 +202,13 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     model_classes = class_order(*[m.classes_ for m in models.values()])
     data_classes = class_order(y_all)
     shared = [c for c in model_classes if c in data_classes]
-    if not shared:
-        raise ValueError(NO_SHARED.format(dataset=dataset, data=", ".join(data_classes),
+    if len(shared) < 2:
+        raise ValueError(NO_SHARED.format(dataset=dataset, count=len(shared),
+                                          data=", ".join(data_classes),
                                           models=", ".join(model_classes)))
     keep = np.isin(y_all, shared)
     if keep.sum() < 20:
-        raise ValueError(TOO_FEW.format(dataset=dataset, n=int(keep.sum())))
+        raise ValueError(TOO_FEW.format(dataset=dataset, n=int(keep.sum()), which=which))
     dropped = {c: int((y_all == c).sum()) for c in data_classes if c not in shared}
     X, y = bunch.data[idx[keep]], y_all[keep]
     frame = bunch.frame.iloc[idx[keep]].reset_index(drop=True)
@@ -208,6 +243,8 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
             entry["attributes"].setdefault(attr, {})[name] = _group_accuracy(
                 y, pred, groups.astype(str).to_numpy(), config.get("min_group_size", 30),
                 n_boot, config["seed"])
+    if label in results.get("cross_dataset", {}):
+        log(REPLACED.format(label=label))
     results.setdefault("cross_dataset", {})[label] = entry
     # As `run` does: the report renders from exactly what results.json holds.
     results = to_jsonable(results)

@@ -36,6 +36,22 @@ module__width = 4
 """
 
 
+TINY_TOML_64 = """
+n_boot = 20
+models = ["cnn"]
+explain_methods = ["saliency"]
+explain_per_class = 1
+[synthetic]
+n_samples = 140
+image_size = 64
+[recipes.cnn.params]
+max_epochs = 1
+module__width = 4
+module__depth = 2
+[recipes.cnn.grid]
+"""
+
+
 @pytest.fixture(scope="module")
 def fer_run(tmp_path_factory):
     """A tiny run of the fer2013-cpu profile with --save-models."""
@@ -220,9 +236,12 @@ def test_evaluate_explains_what_is_missing(fer_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("labels, message", [
-    (["contempt"] * 25, "shares no class with the models (dataset: contempt; models: "),
-    (["happy"] * 12 + ["contempt"] * 13, "has only 12 images of the models' classes; at least "
-                                         "20 are needed."),
+    (["contempt"] * 25, "shares 0 class(es) with the models (dataset: contempt; models: "),
+    # one shared class once scored 100.0 [100.0, 100.0]: a choice among one is always right
+    (["happy"] * 25 + ["contempt"] * 5, "shares 1 class(es) with the models (dataset: "
+                                        "happy, contempt; models: "),
+    (["happy"] * 6 + ["sad"] * 6 + ["contempt"] * 13,
+     "has only 12 images of the models' classes in all its images; at least 20 are needed."),
 ])
 def test_evaluate_says_when_too_little_can_be_scored(fer_run, tmp_path, capsys, labels,
                                                      message):
@@ -231,13 +250,43 @@ def test_evaluate_says_when_too_little_can_be_scored(fer_run, tmp_path, capsys, 
     (tmp_path / "images").mkdir()
     rows = ["image_path,label"]
     for i, label in enumerate(labels):
-        Image.fromarray(np.full((48, 48), 10 * i, np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(np.full((48, 48), 7 * i % 256, np.uint8)).save(tmp_path / "images" / f"{i}.png")
         rows.append(f"images/{i}.png,{label}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     before = (fer_run / "results.json").read_bytes()
     assert main(["evaluate", str(fer_run), "--dataset", f"csv:{tmp_path / 'labels.csv'}"]) == 2
     assert message in capsys.readouterr().err
     assert (fer_run / "results.json").read_bytes() == before
+
+
+def test_evaluate_names_a_damaged_saved_model(fer_run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(fer_run, copy)
+    model = copy / "models" / "cnn.joblib"
+    model.write_bytes(model.read_bytes()[:100])
+    assert main(["evaluate", str(copy), "--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert f"Cannot load the saved model {model}" in err and "Traceback" not in err
+
+
+def test_evaluate_decodes_image_files_at_the_models_size(tmp_path, capsys):
+    # a run on 64-pixel faces once failed on every other dataset: its files
+    # were decoded at 48 pixels, and the error spoke of features
+    toml = tmp_path / "big.toml"
+    toml.write_text(TINY_TOML_64)
+    assert main(["run", "--config", str(toml), "--save-models", "--out", str(tmp_path),
+                 "--name", "t"]) == 0
+    exported = tmp_path / "exp"
+    assert main(["faces", "--export", str(exported), "--n", "60"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "t"), "--dataset",
+                 f"csv:{exported / 'labels.csv'}"]) == 0
+    entry = _results(tmp_path / "t")["cross_dataset"]["exp"]
+    assert entry["n"] == 60 and "cnn" in entry["models"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "t"), "--dataset",
+                 f"csv:{exported / 'labels.csv'}"]) == 0
+    assert "replaces the earlier section 'exp' (pass --label" in capsys.readouterr().err
 
 
 def test_evaluate_scores_state_models_only_of_the_run_its_results_describe(fer_run, tmp_path,

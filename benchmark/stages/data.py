@@ -56,21 +56,33 @@ class DataSplit:
     unused_splits: Optional[dict] = None
 
 
-def load_bunch(config):
-    """The config's dataset as a Bunch (``data``, ``target``, ``frame``), by its kind."""
+FIXED_SIZE = ("{dataset} holds 48x48 faces (the FER2013 CSV) and the models take "
+              "{size}x{size} ones; score them on a dataset of image files, which are "
+              "resized when loaded.")
+
+
+def load_bunch(config, size=None):
+    """The config's dataset as a Bunch (``data``, ``target``, ``frame``), by its kind.
+
+    ``size``: the side image files are decoded to (default 48); synthetic faces
+    keep the size their options give.
+    """
     kind, path = config.dataset_kind, config.dataset_path
     if kind == "synthetic":
         options = dict(config.synthetic)
         options.setdefault("random_state", config.seed)
         return make_synthetic_faces(return_masks=True, **options)
+    files = {"size": size} if size is not None else {}
     if kind == "fer2013":
         name = Path(path).name.lower()
         if ".csv" in name or (name.endswith(".zip") and _zip_holds_csv(path)):
+            if size not in (None, 48):
+                raise ValueError(FIXED_SIZE.format(dataset=config.dataset, size=size))
             return load_fer2013_csv(path)
-        return load_image_folder(path)
+        return load_image_folder(path, **files)
     if kind == "folder":
-        return load_image_folder(path)
-    return load_labels_csv(path, root=config.dataset_root)
+        return load_image_folder(path, **files)
+    return load_labels_csv(path, root=config.dataset_root, **files)
 
 
 def _zip_holds_csv(path):
