@@ -77,10 +77,13 @@ class BatchIterator:
 
 def small_epochs(progressive_resize, epochs):
     """How many of ``epochs`` a ``progressive_resize=(side, fraction)`` schedule
-    trains at the small size: the first ``round(fraction * epochs)``."""
+    trains at the small size: the first ``round(fraction * epochs)``, leaving at
+    least the last epoch at full size unless ``fraction`` is 1."""
     if progressive_resize is None:
         return 0
-    return round(float(progressive_resize[1]) * epochs)
+    fraction = float(progressive_resize[1])
+    small = round(fraction * epochs)
+    return small if fraction >= 1 else min(small, max(epochs - 1, 0))
 
 
 def augment_batch(x, *, shift=0.1, rotation=10.0, scale=0.1, flip=True, size=None):

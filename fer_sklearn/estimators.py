@@ -7,11 +7,13 @@ cross-validation, ``GridSearchCV`` over ``module__*`` options, pickling.
 """
 
 import contextlib
+import inspect
 import numbers
 import warnings
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -86,6 +88,12 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
                     "weight (e.g. {{'disgust': 3.0}}).")
 
 UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
+UNKNOWN_OPTIMIZER_OPTION = ("{optimizer} takes no option(s) {unknown} (optimizer__...); "
+                            "it takes: {valid}.")
+LOSS_OPTIONS_NEED_CROSS_ENTROPY = (
+    "label_smoothing and class_weight build the default loss, CrossEntropyLoss, and apply "
+    "only when criterion is that class (or a subclass); with criterion={criterion!r} pass "
+    "them to it as criterion__ options instead.")
 TOO_SMALL_INPUT = ("{arch} needs images of at least {need}x{need} pixels; this fit would "
                    "train at {side}x{side} (the images, or progressive_resize's side). "
                    "Use larger images, a larger side, or another architecture.")
@@ -99,9 +107,28 @@ _FIT_STATE = ("input_shape_", "n_features_in_", "feature_names_in_", "label_enco
               "channels_last_", "callbacks_")
 # Prefixes of options read each time batches are drawn.
 _READ_PER_BATCH = ("iterator_train", "iterator_valid", "dataset", "augment")
+# The parts set_params may rebuild on a fitted model: put back when it fails.
+_BUILT_PARTS = ("module_", "criterion_", "optimizer_", "class_weight_", "amp_dtype_",
+                "channels_last_", "virtual_params_")
 # Parameters the default callbacks are built from (at initialisation).
 _CALLBACK_PARAMS = frozenset({"lr_schedule", "time_budget", "early_stopping", "checkpoint_dir",
                               "train_split"})
+
+
+def _check_optimizer_options(optimizer, names):
+    """Refuse ``optimizer__`` options the optimizer class does not take."""
+    try:
+        params = inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # not introspectable: the optimizer itself checks
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n in params if n != "params"]
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        raise ValueError(UNKNOWN_OPTIMIZER_OPTION.format(
+            optimizer=getattr(optimizer, "__name__", optimizer), unknown=unknown,
+            valid=", ".join(valid)))
 
 
 def _check_augment_options(names):
@@ -149,7 +176,8 @@ class FERClassifier(NeuralNetClassifier):
         faces scaled down to ``side`` x ``side`` pixels, the rest at the data's
         own size (progressive resizing). Early epochs then cost less (a 32-pixel
         epoch about half a 48-pixel one), so more epochs fit a time budget; the
-        last ones at full size match what prediction sees. Needs a network
+        last ones at full size match what prediction sees (a ``fraction`` below
+        1 always leaves the last epoch at full size). Needs a network
         that takes the small size: the registry's own take any from 8 pixels,
         except ``vgg11_bn`` and ``convnext_tiny`` (32 at least; a smaller side
         is refused before training).
@@ -316,20 +344,22 @@ class FERClassifier(NeuralNetClassifier):
                 module.train(was_training)
 
     def set_params(self, **kwargs):
-        # On an initialised model, new module__/criterion__/optimizer__ options
-        # rebuild those parts (skorch), which needs a real device, not "auto";
-        # a new device is set first, so the parts are rebuilt on it.
+        """Set parameters; on a fitted model also the parts built from them.
+
+        Every value is checked as ``fit`` checks it before anything changes.
+        On a fitted model, new ``module__``/``criterion__`` options or a new
+        ``architecture`` rebuild the network (untrained) as skorch does; new
+        ``optimizer``/``optimizer__`` options, ``label_smoothing``,
+        ``class_weight``, ``precision`` and ``channels_last`` apply to the next
+        ``partial_fit`` (or ``warm_start`` fit) and, for the last two, to
+        prediction too. A rebuild that fails leaves the model as it was.
+        """
         if not self.initialized_:
             return super().set_params(**kwargs)
+        self._check_new_params(kwargs)
         rebuild = _CALLBACK_PARAMS.intersection(kwargs)
-        if rebuild:  # checked before anything changes
-            self._check_callback_params(**{k: kwargs[k] for k in rebuild})
-        if "device" in kwargs:
-            resolve_device(kwargs["device"])
-        _check_augment_options(k[len("augment__"):] for k in kwargs if k.startswith("augment__"))
-        # A rebuild that fails (a bad module__ option, say) leaves every
-        # parameter as it was: the fitted parts were not replaced either.
-        before = self._kept(kwargs)
+        names = [*kwargs, *_BUILT_PARTS]
+        before = self._kept(names)
         try:
             self._set_initialized_params(dict(kwargs))
             if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
@@ -338,7 +368,7 @@ class FERClassifier(NeuralNetClassifier):
                 # that a partial_fit or warm_start fit trains with the new values.
                 self._rebuild_criterion()
         except Exception:
-            self._restore(kwargs, before)
+            self._restore(names, before)
             raise
         if "batch_size" in kwargs and hasattr(self, "batch_size_"):
             # The next fit call, partial_fit included, trains in the new batches.
@@ -349,15 +379,53 @@ class FERClassifier(NeuralNetClassifier):
             self.initialize_callbacks()
         return self
 
+    def _check_new_params(self, kwargs):
+        """Check the parameters as they would be after ``set_params(**kwargs)``,
+        on an unfitted copy, so that nothing changes when one is refused."""
+        trial = clone(self)
+        BaseEstimator.set_params(trial, **{k: v for k, v in kwargs.items() if "__" not in k})
+        for key, value in kwargs.items():
+            if "__" in key:
+                setattr(trial, key, value)
+        trial._check_params()
+        resolve_precision(trial.precision, resolve_device(trial.device))
+        options = [k[len("optimizer__"):] for k in kwargs if k.startswith("optimizer__")
+                   and not k.startswith("optimizer__param_groups__")]
+        _check_optimizer_options(trial.optimizer, options)
+
     def _set_initialized_params(self, kwargs):
         # Options read when batches are drawn need no rebuild (skorch refuses them
         # on an initialised net): they are set as they are.
-        for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH and "__" in k]:
+        for key in [k for k in kwargs if k.split("__")[0] in _READ_PER_BATCH]:
             setattr(self, key, kwargs.pop(key))
+        # skorch applies optimizer__ options to the optimizer in use only; they
+        # are kept as parameters too, so that get_params, clone, the next fit and
+        # a rebuilt optimizer have them.
+        for key in [k for k in kwargs if k.startswith("optimizer__")
+                    and not k.startswith("optimizer__param_groups__")]:
+            setattr(self, key, kwargs[key])
+        new_optimizer = "optimizer" in kwargs
+        if new_optimizer:
+            self.optimizer = kwargs.pop("optimizer")
+        new_architecture = (self.module is None and "architecture" in kwargs
+                            and kwargs["architecture"] != self.architecture)
         if "device" in kwargs:
             super().set_params(device=kwargs.pop("device"))
-        with self._resolved_device():
+        with self._resolved_device() as device:
             super().set_params(**kwargs)
+            if new_architecture:  # as skorch does for new module__ options
+                self._initialize_module()
+                self._initialize_criterion()
+                new_optimizer = True
+            elif "channels_last" in kwargs:
+                self.channels_last_ = (bool(self.channels_last)
+                                       and channels_last_safe(self.module_, device))
+                self.module_.to(memory_format=torch.channels_last if self.channels_last_
+                                else torch.contiguous_format)
+            if "precision" in kwargs:
+                self.amp_dtype_ = resolve_precision(self.precision, device)
+            if new_optimizer:
+                self._initialize_optimizer()
 
     def __setstate__(self, state):
         # Models pickled before these parameters existed still refit.
@@ -426,6 +494,7 @@ class FERClassifier(NeuralNetClassifier):
     def _check_params(self):
         self._check_family()
         self._check_scalars()
+        self._check_loss_options()
         self._check_callback_params()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
@@ -442,6 +511,12 @@ class FERClassifier(NeuralNetClassifier):
             raise ValueError(BAD_LR.format(value=self.lr))
         if not (is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise ValueError(BAD_LABEL_SMOOTHING.format(value=self.label_smoothing))
+
+    def _check_loss_options(self):
+        criterion = self.criterion
+        default = isinstance(criterion, type) and issubclass(criterion, nn.CrossEntropyLoss)
+        if not default and (self.label_smoothing or self.class_weight is not None):
+            raise ValueError(LOSS_OPTIONS_NEED_CROSS_ENTROPY.format(criterion=criterion))
 
     def _check_progressive_resize(self):
         value = self.progressive_resize
@@ -765,8 +840,7 @@ class FERClassifier(NeuralNetClassifier):
         if "epochs" in fit_params:
             raise TypeError(EPOCHS_ARGUMENT.format(name=type(self).__name__, method="fit"))
         warm = self.warm_start and self.initialized_ and hasattr(self, "label_encoder_")
-        if not warm:
-            self._check_params()  # before any fitted state changes
+        self._check_params()  # before any fitted state changes
         # Rejected data or parameters leave an earlier fit as it was (its
         # network still matches its recorded input shape and labels).
         kept = self._kept(_FIT_STATE)
@@ -785,7 +859,7 @@ class FERClassifier(NeuralNetClassifier):
             self.oom_retries_ = []
         while True:
             try:
-                with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
+                with self._resolved_device(), seeded(self._fit_seed(warm), self.device):
                     device = self.device
                     if not warm:
                         try:
@@ -837,12 +911,28 @@ class FERClassifier(NeuralNetClassifier):
                 return self.fit(X, y, **fit_params)
             finally:
                 self.classes = own
+        self._check_params()
         X = self._validate_X(X, reset=False)
         y = self._validate_y(y, len(X), reset=False)
         # Seeded as fit is: the same random_state gives the same result, and the
         # caller's global random streams are left alone.
-        with self._resolved_device(), seeded(seed_from(self.random_state), self.device):
+        with self._resolved_device(), seeded(self._fit_seed(True), self.device):
             return NeuralNetClassifier.partial_fit(self, X, y, **fit_params)
+
+    def _fit_seed(self, continuing):
+        """The seed of a fit call: a fresh fit's is ``random_state``'s; a call
+        that continues training (``partial_fit``, a ``warm_start`` fit) also
+        takes the epochs trained so far, so that each call draws new batches,
+        augmentations and dropout (the same ones for the same ``random_state``)."""
+        seed = seed_from(self.random_state)
+        if seed is None or not continuing:
+            return seed
+        state = np.random.SeedSequence([seed % 2**63, len(self.history)]).generate_state(1)
+        return int(state[0])
+
+    def __sklearn_is_fitted__(self):
+        # skorch's answer is "initialised"; predict needs a fit (its labels) too.
+        return bool(self.initialized_) and hasattr(self, "label_encoder_")
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, n_classes), columns in ``classes_`` order."""

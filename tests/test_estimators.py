@@ -809,12 +809,13 @@ def test_a_rejected_refit_keeps_the_earlier_fit(faces):
     def rejects(self):
         raise ValueError("rejected option")
 
+    clf.set_params(precision="fp32")
     clf.amp_dtype_ = amp = torch.bfloat16  # a state any machine can tell from fp32's None
     callbacks = clf.callbacks_
     CNNClassifier.initialize_module = rejects
     try:
         with pytest.raises(ValueError, match="rejected option"):
-            clf.set_params(precision="fp32").fit(X, renamed)
+            clf.fit(X, renamed)
     finally:
         CNNClassifier.initialize_module = real
     assert clf.amp_dtype_ is amp and clf.callbacks_ is callbacks
@@ -970,3 +971,130 @@ def test_auto_precision_skips_gpus_that_only_emulate_bf16(monkeypatch):
     assert resolve_precision("auto", "cuda") is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # emulated
     assert resolve_precision("bf16", "cuda") is torch.bfloat16  # asked for: allowed
+
+
+def _small_cnn(**kwargs):
+    params = dict(module__width=4, module__depth=2, max_epochs=1, batch_size=16,
+                  random_state=0)
+    params.update(kwargs)
+    return CNNClassifier(**params)
+
+
+def test_set_params_on_a_fitted_model_sets_what_skorch_refused(faces):
+    # each once ended in skorch's "Something went wrong, please open an issue"
+    X, y = faces
+    clf = _small_cnn().fit(X, y)
+    proba = clf.predict_proba(X[:4])
+    clf.set_params(augment=False, iterator_train=BatchIterator)
+    assert clf.augment is False and clf.iterator_train is BatchIterator
+    np.testing.assert_allclose(clf.predict_proba(X[:4]), proba, rtol=1e-5, atol=1e-6)
+    clf.set_params(optimizer=torch.optim.SGD)
+    assert isinstance(clf.optimizer_, torch.optim.SGD)
+    clf.partial_fit(X, y)
+
+
+def test_set_params_optimizer_options_are_kept_as_parameters(faces):
+    X, y = faces
+    clf = _small_cnn().fit(X, y)
+    clf.set_params(optimizer__weight_decay=0.3)
+    assert clf.get_params()["optimizer__weight_decay"] == 0.3
+    assert clone(clf).optimizer__weight_decay == 0.3
+    # a rebuild of the optimizer (here by a new module option) keeps them
+    clf.set_params(module__width=6, optimizer__betas=(0.8, 0.9))
+    group = clf.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 0.3 and group["betas"] == (0.8, 0.9)
+    assert clf.fit(X, y).optimizer_.param_groups[0]["weight_decay"] == 0.3
+    with pytest.raises(ValueError, match=r"AdamW takes no option\(s\) \['foo'\]"):
+        clf.set_params(optimizer__foo=1)
+    assert "optimizer__foo" not in clf.get_params()
+
+
+def test_a_refused_set_params_leaves_the_fitted_network_alone(faces):
+    # the new (untrained) network was once kept while the parameters were put back
+    X, y = faces
+    clf = _small_cnn().fit(X, y)
+    module, proba = clf.module_, clf.predict_proba(X[:4])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        clf.set_params(module__width=6, label_smoothing=2.0)
+    with pytest.raises(TypeError):
+        clf.set_params(module__width=6, criterion__foo=1)
+    assert clf.module_ is module and clf.get_params()["module__width"] == 4
+    np.testing.assert_array_equal(clf.predict_proba(X[:4]), proba)
+
+
+def test_set_params_precision_layout_and_architecture_apply_to_a_fitted_model(faces):
+    X, y = faces
+    clf = _small_cnn(precision="fp32").fit(X, y)
+    assert clf.amp_dtype_ is None
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        clf.set_params(precision="fp16")
+    convs = [m for m in clf.module_.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert clf.channels_last_ and not convs[-1].weight.is_contiguous()
+    clf.set_params(channels_last=False)
+    assert clf.channels_last_ is False and convs[-1].weight.is_contiguous()
+    clf.predict(X[:4])
+    # a new architecture builds its network, as new module options do (it once
+    # kept the old network and fed it the new architecture's input)
+    res = ResNetClassifier(module__width=4, max_epochs=1, batch_size=16,
+                           random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="resnet"):
+        res.set_params(architecture="densenet_bc")  # not of this class's family
+    generic = FERClassifier("cnn", module__width=4, max_epochs=1, batch_size=16,
+                            random_state=0).fit(X, y)
+    generic.set_params(architecture="resnet18")
+    assert type(generic.module_) is type(res.module_)
+    assert generic.predict(X[:4]).shape == (4,)
+    generic.partial_fit(X, y)
+
+
+def test_partial_fit_and_warm_fits_check_parameters_and_draw_new_batches(faces):
+    X, y = faces
+    clf = _small_cnn().fit(X, y)
+    clf.max_epochs = "2"  # set directly, past set_params' checks
+    with pytest.raises(ValueError, match="max_epochs"):
+        clf.partial_fit(X, y)
+    clf.max_epochs = 1
+
+    class Batches(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.seen = []
+
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                self.seen.append(batch[1].tolist())
+
+    seen = Batches()
+    clf = _small_cnn(callbacks=[("seen", seen)]).fit(X, y)
+    calls = []
+    for _ in range(2):
+        clf.partial_fit(X, y)
+        calls.append(seen.seen)
+    assert calls[0] != calls[1]  # each call once replayed the same stream
+    again = _small_cnn(callbacks=[("seen", seen)]).fit(X, y)
+    again.partial_fit(X, y)
+    assert seen.seen == calls[0]  # and stays reproducible
+
+
+def test_loss_options_with_another_criterion_are_refused(faces):
+    # they were once ignored without a word
+    X, y = faces
+    with pytest.raises(ValueError, match="criterion__ options instead"):
+        _small_cnn(criterion=torch.nn.CrossEntropyLoss(), label_smoothing=0.3).fit(X, y)
+    with pytest.raises(ValueError, match="criterion__ options instead"):
+        _small_cnn(criterion=torch.nn.NLLLoss, class_weight="balanced").fit(X, y)
+
+
+def test_progressive_resize_leaves_the_last_epoch_at_full_size():
+    assert small_epochs((24, 0.75), 2) == 1
+    assert small_epochs((24, 0.9), 1) == 0
+    assert small_epochs((24, 0.5), 40) == 20
+    assert small_epochs((24, 1.0), 3) == 3
+
+
+def test_an_initialised_but_unfitted_model_is_not_fitted_for_sklearn():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    clf = _small_cnn().initialize()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
