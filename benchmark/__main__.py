@@ -92,7 +92,8 @@ def build_parser():
                            description="Print faces/s of make_synthetic_faces on one CPU "
                                        "core, and optionally save a grid of examples per class.")
     faces.add_argument("--n", type=int,
-                       help="faces to time (default 20000), or to export (default 2000)")
+                       help="faces to time (default 20000), or to draw for export (default "
+                            "2000; --drop leaves some out)")
     faces.add_argument("--seed", type=int, default=0)
     what = faces.add_mutually_exclusive_group()
     what.add_argument("--grid", help="write a PNG of 8 example faces per class here")

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -43,6 +44,8 @@ EXPORT_NAMES = {"angry": "anger", "disgust": "disgusted", "fear": "fearful",
 NOT_EMPTY = "{path} exists and is not empty; export into a new folder."
 UNKNOWN_DROP = "--drop names {unknown}, not among the classes {valid}."
 DROPS_EVERY_CLASS = "--drop leaves no class to export; keep at least one of {valid}."
+NO_FACE_LEFT = ("none of the {n} faces drawn is of a class --drop keeps; draw more with a "
+                "larger --n.")
 GRID_IS_A_FOLDER = "--grid {path} is a folder; give the PNG file to write, e.g. {path}/faces.png."
 
 
@@ -52,7 +55,10 @@ def export_faces(folder, n=2000, seed=0, drop=()):
     ``folder/images/NNNNN.png`` (8-bit gray), ``folder/labels.csv``
     (``image_path,label``, labels spelled as synonyms such as ``happiness``) and
     ``folder/attributes.csv`` (``path`` plus the generator's group columns).
-    Classes in ``drop`` are left out. Load it with ``csv:FOLDER/labels.csv``.
+    Classes in ``drop`` are left out (``n`` faces are drawn before that).
+    Load it with ``csv:FOLDER/labels.csv``. The files are written into a
+    temporary folder beside ``folder`` that takes its place only when all are
+    written, so a failed export leaves nothing behind.
     """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
@@ -65,10 +71,20 @@ def export_faces(folder, n=2000, seed=0, drop=()):
         raise ValueError(DROPS_EVERY_CLASS.format(valid=", ".join(EXPORT_NAMES)))
     faces = make_synthetic_faces(n, random_state=seed)
     keep = ~np.isin(faces.target, list(drop))
+    if not keep.any():
+        raise ValueError(NO_FACE_LEFT.format(n=n))
     groups = list(faces.get("attributes", []))
+    partial = folder.parent / f".{folder.name}.partial-{os.getpid()}"
     with writing():
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        _write_export(folder, faces, keep, groups)
+        try:
+            (partial / "images").mkdir(parents=True)
+            _write_export(partial, faces, keep, groups)
+            if folder.exists():
+                folder.rmdir()  # empty, as checked above
+            partial.rename(folder)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     log(f"faces: {int(keep.sum())} faces written to {folder} (load with csv:{folder}/labels.csv)")
     return folder
 

@@ -171,6 +171,9 @@ def test_export_refuses_to_drop_a_class_it_does_not_know(tmp_path, capsys):
      "--drop leaves no class to export; keep at least one of angry,"),
     (["--drop", "happy"], "--drop leaves classes out of an --export; without --export"),
     (["--grid", "{tmp}"], "--grid {tmp} is a folder; give the PNG file to write"),
+    # one face drawn, of a dropped class: the export once wrote a header alone
+    (["--n", "1", "--export", "{tmp}/x", "--drop", "angry,disgust,fear,happy,sad,surprise"],
+     "none of the 1 faces drawn is of a class --drop keeps"),
 ])
 def test_faces_refuses_what_it_cannot_do_and_leaves_nothing_behind(tmp_path, capsys, args,
                                                                   message):
@@ -179,6 +182,29 @@ def test_faces_refuses_what_it_cannot_do_and_leaves_nothing_behind(tmp_path, cap
     assert main(["faces", "--n", "20", *args]) == 2
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [] and sorted(tmp_path.parent.iterdir()) == before
+
+
+def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    # a half-written export once stayed, looking whole, and blocked the retry
+    from PIL import Image
+
+    saved = []
+    real = Image.Image.save
+
+    def disk_full(self, fp, *args, **kwargs):
+        if len(saved) == 3:
+            raise OSError(28, "No space left on device")
+        saved.append(fp)
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    assert main(["faces", "--export", str(tmp_path / "x"), "--n", "20"]) != 0
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(Image.Image, "save", real)
+    assert main(["faces", "--export", str(tmp_path / "x"), "--n", "20"]) == 0
+    assert len(list((tmp_path / "x" / "images").iterdir())) == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
 
 
 def test_faces_grid_goes_into_a_new_folder(tmp_path):

@@ -121,6 +121,24 @@ def test_deletion_curve_refuses_what_it_cannot_score(synthetic_model):
     with pytest.raises(ValueError, match=re.escape(BAD_MAPS.format(maps=(3, 48, 48),
                                                                   images=(4, 48, 48)))):
         deletion_curve(clf, X, maps[:3], target)
+    for steps in ([0.0, -0.1], [0.5, 2], [], ["x"]):
+        with pytest.raises(ValueError, match="steps must be fractions in"):
+            deletion_curve(clf, X, maps, target, steps=steps)
+
+
+def test_bad_attribution_options_are_named_and_numpy_state_is_left_alone(synthetic_model):
+    clf, faces, _ = synthetic_model
+    X = faces.data[:2]
+    # a window larger than the faces was once captum's bare AssertionError
+    with pytest.raises(ValueError, match="occlusion_window=100 is larger than the 48x48"):
+        attribute(clf, X, "occlusion", occlusion_window=100)
+    assert attribute(clf, X, "occlusion", occlusion_window=48).shape == (2, 48, 48)
+    # shap seeds NumPy's global generator; the caller's stream goes on as before
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    attribute(clf, X, "shap", background=faces.data[2:6], shap_samples=2)
+    assert np.random.rand() == expected
 
 
 def test_attributions_of_a_trained_model_differ_from_those_of_random_weights(synthetic_model):
@@ -175,6 +193,12 @@ def test_localisation_scores_a_perfect_and_a_wrong_map():
     with pytest.raises(ValueError, match=re.escape(BAD_MASKS.format(masks=(2, 40, 40),
                                                                    maps=(2, 48, 48)))):
         localisation(perfect, masks[:, :40, :40])
+    # a single map once got a message that contradicted itself
+    with pytest.raises(ValueError, match=r"localisation\(\) needs one \(H, W\) map per face"):
+        localisation(perfect[0], masks[0])
+    for tolerance in (-1, 1.5):  # -1 once grew the mask over the whole image
+        with pytest.raises(ValueError, match="tolerance must be a whole number"):
+            localisation(perfect, masks, tolerance=tolerance)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ SHAP_NEEDS_BACKGROUND = (
 )
 BAD_TARGET = "target has {got} entries for {n} images; give one class per image or None."
 NOT_POSITIVE = "{name} must be a positive integer; got {value!r}."
+WINDOW_TOO_LARGE = ("occlusion_window={window} is larger than the {h}x{w} images; use at most "
+                    "{side}.")
 UNKNOWN_TARGET_CLASS = "target names class(es) {unknown} that the model does not know: {known}."
 
 
@@ -112,7 +114,13 @@ def _shap(model, x, t, background, nsamples, seed):
     for index in torch.unique(t).tolist():
         rows = (t == index).nonzero().flatten()
         explainer = shap.GradientExplainer(_OneLogit(model, index), background)
-        values = explainer.shap_values(x[rows], nsamples=nsamples, rseed=seed)
+        # shap seeds NumPy's global generator with rseed: the caller's stream is
+        # put back afterwards
+        numpy_state = np.random.get_state()
+        try:
+            values = explainer.shap_values(x[rows], nsamples=nsamples, rseed=seed)
+        finally:
+            np.random.set_state(numpy_state)
         out[rows] = torch.as_tensor(np.asarray(values)[..., 0], dtype=x.dtype,
                                     device=x.device)
     return out
@@ -153,7 +161,8 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
     ValueError
         Unknown method, missing background for SHAP, bad targets, images of
         another size or channel count than the model was fitted on, a
-        batch size or method option below 1.
+        batch size or method option below 1, an occlusion window larger than
+        the images.
 
     Examples
     --------
@@ -172,6 +181,10 @@ def attribute(estimator, X, method="integrated_gradients", *, target=None, backg
                         ("occlusion_window", occlusion_window), ("shap_samples", shap_samples)):
         if not is_whole(value):
             raise ValueError(NOT_POSITIVE.format(name=name, value=value))
+    side = min(estimator.input_shape_[-2:])
+    if method == "occlusion" and occlusion_window > side:
+        h, w = estimator.input_shape_[-2:]
+        raise ValueError(WINDOW_TOO_LARGE.format(window=occlusion_window, h=h, w=w, side=side))
     with _eval_mode(estimator) as (model, device):
         x = _pixels(estimator, X, device)
         t = _targets(estimator, model, x, target)

@@ -2,12 +2,17 @@
 
 import numpy as np
 
+from .._checks import is_real, is_whole
 from .attributions import target_indices
 
 BAD_IMAGES = ("deletion_curve() takes grayscale images of shape (n, H, W) or (n, 1, H, W); "
               "got {shape}.")
 BAD_MAPS = "maps have shape {maps}; deletion_curve() needs one map per image: {images}."
 BAD_MASKS = "masks have shape {masks}; localisation() needs {maps} (or one (H, W) mask for all)."
+BAD_LOCALISATION_MAPS = ("maps have shape {maps}; localisation() needs one (H, W) map per "
+                         "face: (n, H, W).")
+BAD_TOLERANCE = "tolerance must be a whole number of pixels, 0 or more; got {value!r}."
+BAD_STEPS = "steps must be fractions in [0, 1]; got {value!r}."
 
 #: Fractions of pixels removed along a deletion curve.
 DELETION_STEPS = np.linspace(0.0, 1.0, 11)
@@ -44,6 +49,10 @@ def deletion_curve(estimator, X, maps, target, steps=DELETION_STEPS, random_stat
     maps = np.asarray(maps)
     if maps.shape != X.shape:
         raise ValueError(BAD_MAPS.format(maps=maps.shape, images=X.shape))
+    steps = np.asarray(steps, dtype=object).ravel()
+    if not len(steps) or not all(is_real(f) and 0 <= f <= 1 for f in steps):
+        raise ValueError(BAD_STEPS.format(value=steps.tolist()))
+    steps = steps.astype(np.float64)
     cls = target_indices(estimator, target, n)
     rng = np.random.default_rng(random_state)
     jitter = rng.random(maps.shape) * 1e-9 * (np.abs(maps).max() + 1e-12)
@@ -86,6 +95,10 @@ def localisation(maps, masks, tolerance=2):
     """
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
+    if maps.ndim != 3:
+        raise ValueError(BAD_LOCALISATION_MAPS.format(maps=maps.shape))
+    if not is_whole(tolerance, 0):
+        raise ValueError(BAD_TOLERANCE.format(value=tolerance))
     if masks.shape == maps.shape[1:]:
         masks = np.broadcast_to(masks, maps.shape)
     if maps.ndim != 3 or masks.shape != maps.shape:
