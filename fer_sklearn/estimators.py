@@ -442,6 +442,12 @@ class FERClassifier(NeuralNetClassifier):
         ):
             # Trained with bf16 autocast on hardware this machine lacks: run fp32.
             self.amp_dtype_ = None
+        module = getattr(self, "module_", None)
+        if getattr(self, "channels_last_", False) and module is not None and not (
+                channels_last_safe(module, resolve_device(self.device))):
+            # Fitted where channels-last is safe (a GPU), loaded where it is not.
+            self.channels_last_ = False
+            module.to(memory_format=torch.contiguous_format)
 
     # ------------------------------------------------------------ components
     @property

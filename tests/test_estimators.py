@@ -1098,3 +1098,19 @@ def test_an_initialised_but_unfitted_model_is_not_fitted_for_sklearn():
     clf = _small_cnn().initialize()
     with pytest.raises(NotFittedError):
         check_is_fitted(clf)
+
+
+def test_a_model_loaded_where_channels_last_is_unsafe_drops_it(faces):
+    # a narrow ResNet fitted on a GPU (channels-last) once kept that layout on a
+    # CPU, where oneDNN's 1x1 strided weight gradient corrupts the heap
+    X, y = faces
+    clf = ResNetClassifier(module__width=4, max_epochs=1, batch_size=16, random_state=0,
+                           device="cpu").fit(X, y)
+    assert clf.channels_last_ is False
+    clf.channels_last_ = True  # as a CUDA fit leaves it
+    clf.module_.to(memory_format=torch.channels_last)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.channels_last_ is False
+    convs = [m for m in loaded.module_.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.weight.is_contiguous() for c in convs)
+    loaded.partial_fit(X, y)
