@@ -12,7 +12,7 @@ NO_ARRAYS = "bootstrap_ci() needs at least one array to resample, and at least o
 BAD_P_VALUES = "p-values must be numbers in [0, 1]; got {bad}."
 
 
-def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
+def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0, strata=None):
     """Point estimate and percentile bootstrap interval of ``metric(*arrays)``.
 
     Rows are resampled with replacement, the same rows for every array, so the
@@ -30,6 +30,9 @@ def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
         Coverage of the interval.
     random_state : int, default=0
         Seed of the resampling.
+    strata : array-like of shape (n,) or None, default=None
+        Resample within each stratum (e.g. each true class), so that every
+        resample keeps each stratum's size; None: over all rows.
 
     Returns
     -------
@@ -54,10 +57,19 @@ def bootstrap_ci(metric, *arrays, n_boot=1000, confidence=0.95, random_state=0):
     if len(lengths) != 1:
         raise ValueError(LENGTHS_DIFFER.format(what="arrays", lengths=[len(a) for a in arrays]))
     n = lengths.pop()
+    if strata is not None:
+        strata = np.asarray(strata)
+        if len(strata) != n:
+            raise ValueError(LENGTHS_DIFFER.format(what="strata and arrays",
+                                                   lengths=[len(strata), n]))
+        groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
     rng = np.random.default_rng(random_state)
     values = np.empty(n_boot)
     for b in range(n_boot):
-        idx = rng.integers(0, n, n)
+        if strata is None:
+            idx = rng.integers(0, n, n)
+        else:
+            idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
         values[b] = metric(*(a[idx] for a in arrays))
     alpha = (1 - confidence) / 2
     low, high = np.nanquantile(values, [alpha, 1 - alpha])

@@ -532,3 +532,21 @@ def test_fairness_train_shares_count_the_faces_each_model_was_fitted_on(tmp_path
     for model, expected in (("cnn", 40), ("resnet18", n_train)):
         groups = audits[model]["features"]["tone"]["groups"].values()
         assert sum(g["n_train"] for g in groups) == expected
+
+
+def test_summary_names_the_model_the_ensemble_was_compared_with_on_a_tie():
+    # the stored results are sorted by name, so a tie once named another model
+    # than the one the ensemble's McNemar test was against
+    from pathlib import Path
+
+    from benchmark.stages import ordered_stages
+    from fer_sklearn.reporting import render_report
+
+    ordered_stages()
+    path = Path(__file__).resolve().parents[1] / "reports" / "synthetic-quick" / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
+    evaluate = results["stages"]["evaluate"]
+    for record in evaluate["models"].values():
+        record["metrics"]["accuracy"]["value"] = 0.8
+    evaluate["ensemble"]["best_single"] = "resnet18"
+    assert "Best single model by test accuracy: **resnet18**" in render_report(results)

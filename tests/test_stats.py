@@ -60,3 +60,58 @@ def test_holm_steps_down_and_stays_monotone():
     with pytest.raises(ValueError, match=re.escape(BAD_P_VALUES.format(bad=[float("nan"), 1.5]))):
         holm([0.01, float("nan"), 0.02, 1.5])
 
+
+
+def test_stratified_bootstrap_keeps_every_stratum_in_every_resample():
+    t = np.array([0] * 50 + [1] * 3)
+    seen = []
+
+    def smallest_stratum(a):
+        seen.append(np.bincount(a, minlength=2).tolist())
+        return float(np.mean(a))
+
+    bootstrap_ci(smallest_stratum, t, n_boot=200, strata=t)
+    assert all(counts == [50, 3] for counts in seen)
+    with pytest.raises(ValueError, match="strata and arrays"):
+        bootstrap_ci(smallest_stratum, t, strata=t[:-1])
+
+
+def test_class_averaged_metrics_keep_a_rare_class_in_every_resample():
+    # a resample without the 2-image class once dropped its (zero) term, which
+    # lifted the upper bounds of macro-F1 and balanced accuracy by about 7 points
+    from benchmark.stages.evaluate import score
+
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 6, 300)
+    t[:2] = 6
+    p = np.where(rng.random(300) < 0.6, t, rng.integers(0, 6, 300))
+    p[:2] = 0
+    classes = [str(c) for c in range(7)]
+    proba = np.eye(7)[p]
+    metrics = score(np.array(classes)[t], proba, classes, n_boot=500, seed=0)[0]
+    for name in ("macro_f1", "balanced_accuracy"):
+        m = metrics[name]
+        assert m["low"] < m["value"] < m["high"] < m["value"] + 0.06, (name, m)
+
+
+def test_p_values_read_right_in_tables_and_sentences():
+    from fer_sklearn.reporting.markdown import p_equals, pvalue
+
+    assert pvalue(0.0004) == "<0.001" and p_equals(0.0004) == "p < 0.001"  # once "p = <0.001"
+    assert p_equals(0.0712) == "p = 0.071"
+    # three decimals once showed 0.050 beside both "yes" and "no"
+    assert pvalue(0.04996) == "0.04996" and pvalue(0.05) == "0.05000"
+    assert pvalue(0.0512) == "0.051"
+
+
+def test_per_class_f1_draws_no_bar_for_a_class_without_test_images(monkeypatch, tmp_path):
+    # such a class once showed an F1 bar of 0 while the table showed "-"
+    from fer_sklearn.reporting import figures
+
+    drawn = {}
+    monkeypatch.setattr(figures, "save_png", lambda fig, path: drawn.setdefault("fig", fig))
+    evaluate = {"classes": ["happy", "sad"], "models": {"cnn": {"per_class": {
+        "happy": {"f1": 0.8, "support": 10}, "sad": {"f1": 0.0, "support": 0}}}}}
+    figures.per_class_f1(evaluate, tmp_path / "f1.png")
+    heights = [bar.get_height() for bar in drawn["fig"].axes[0].patches]
+    assert heights[0] == 0.8 and np.isnan(heights[1])

@@ -91,19 +91,30 @@ def _accuracy(t, p):
     return float(np.mean(t == p))
 
 
-def _balanced_accuracy(t, p, k):
+def _balanced_accuracy(t, p, k, classes=None):
+    """Mean recall over ``classes`` (a mask; None: the classes ``t`` holds)."""
     cm = _cm(t, p, k)
     support = cm.sum(1)
-    present = support > 0
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+    used = support > 0 if classes is None else classes
+    return float(np.mean(np.diag(cm)[used] / np.maximum(support[used], 1)))
 
 
-def _macro_f1(t, p, k):
+def _macro_f1(t, p, k, classes=None):
+    """Mean F1 over ``classes`` (a mask; None: the classes ``t`` or ``p``
+    holds); a class of ``classes`` that neither holds scores 0, as in sklearn's
+    ``zero_division=0``."""
     cm = _cm(t, p, k)
     tp = np.diag(cm)
     denom = cm.sum(0) + cm.sum(1)
-    used = denom > 0
-    return float(np.mean(2 * tp[used] / denom[used]))
+    used = denom > 0 if classes is None else classes
+    return float(np.mean(2 * tp[used] / np.maximum(denom[used], 1)))
+
+
+# The metrics averaged over classes are resampled within each true class: every
+# resample then holds every class of the test set, and averages over the same
+# classes as the point value (a resample without a rare class once dropped its
+# term, which pushed the interval up).
+BY_CLASS = ("balanced_accuracy", "macro_f1")
 
 
 def _log_loss(t, proba):
@@ -118,10 +129,14 @@ def score(y_true, proba, classes, n_boot, seed):
     p = proba.argmax(1)
     k = len(classes)
     boot = dict(n_boot=n_boot, random_state=seed)
+    in_t = np.bincount(t, minlength=k) > 0
+    in_t_or_p = in_t | (np.bincount(p, minlength=k) > 0)
     metrics = {
         "accuracy": bootstrap_ci(_accuracy, t, p, **boot),
-        "balanced_accuracy": bootstrap_ci(lambda a, b: _balanced_accuracy(a, b, k), t, p, **boot),
-        "macro_f1": bootstrap_ci(lambda a, b: _macro_f1(a, b, k), t, p, **boot),
+        "balanced_accuracy": bootstrap_ci(lambda a, b: _balanced_accuracy(a, b, k, in_t),
+                                          t, p, strata=t, **boot),
+        "macro_f1": bootstrap_ci(lambda a, b: _macro_f1(a, b, k, in_t_or_p), t, p,
+                                 strata=t, **boot),
         "log_loss": bootstrap_ci(_log_loss, t, proba, **boot),
     }
     prec, rec, f1, support = precision_recall_fscore_support(
@@ -171,7 +186,7 @@ def evaluate_stage(ctx):
     for a, b in itertools.combinations(config.models, 2):
         pairs.append({"a": a, "b": b, **mcnemar(d.y_test, preds[a], preds[b])})
     out = {"classes": classes, "models": models, "mcnemar": pairs,
-           "tta": config.tta, "n_boot": config.n_boot}
+           "tta": config.tta, "n_boot": config.n_boot, "bootstrap_by_class": list(BY_CLASS)}
     if len(config.models) > 1:
         out["ensemble"] = _ensemble(ctx, classes, models, preds)
     return out

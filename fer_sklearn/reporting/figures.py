@@ -90,7 +90,8 @@ def learning_curves(search, path):
 
 
 def per_class_f1(evaluate, path):
-    """Grouped bars: test F1 per class and model."""
+    """Grouped bars: test F1 per class and model (none for a class without
+    test images, whose F1 the tables leave out too)."""
     models = list(evaluate["models"])
     classes = evaluate["classes"]
     fig = new_figure(5.5, 3.0)
@@ -98,7 +99,8 @@ def per_class_f1(evaluate, path):
     width = 0.8 / max(len(models), 1)
     x = np.arange(len(classes))
     for i, model in enumerate(models):
-        f1 = [evaluate["models"][model]["per_class"][c]["f1"] for c in classes]
+        per_class = evaluate["models"][model]["per_class"]
+        f1 = [per_class[c]["f1"] if per_class[c]["support"] else np.nan for c in classes]
         ax.bar(x + (i - (len(models) - 1) / 2) * width, f1, width, label=model)
     ax.set_xticks(x, classes, fontsize=7)
     ax.set_ylim(0, 1)

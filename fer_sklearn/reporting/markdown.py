@@ -53,7 +53,17 @@ def ci(m, scale=100.0, digits=1, bold_if_significant=False):
 
 
 def pvalue(p):
-    return "<0.001" if p < 1e-3 else f"{p:.3f}"
+    """A p-value for a table: three decimals, five near 0.05 (where three
+    would show 0.050 on either side of the 5% line)."""
+    if p < 1e-3:
+        return "<0.001"
+    return f"{p:.5f}" if abs(p - 0.05) < 5e-4 else f"{p:.3f}"
+
+
+def p_equals(p):
+    """``p < 0.001`` or ``p = 0.123``, for a sentence."""
+    text = pvalue(p)
+    return f"p < {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def si(x):
@@ -126,7 +136,10 @@ def _summary(results):
                "macro-F1 % [CI]", "balanced acc. % [CI]", "log loss [CI]", "fit s",
                "infer img/s", "params", "FLOPs/img"]
     text = ["## Summary", "", table(rows, headers), ""]
-    best = max(evaluate["models"], key=lambda k: evaluate["models"][k]["metrics"]["accuracy"]["value"])
+    # the model the ensemble was compared with (ties broken in the config's
+    # order, which the stored results, sorted by name, have lost)
+    best = (ens or {}).get("best_single") or max(
+        evaluate["models"], key=lambda k: evaluate["models"][k]["metrics"]["accuracy"]["value"])
     text.append(f"Best single model by test accuracy: **{best}** "
                 f"({ci(evaluate['models'][best]['metrics']['accuracy'])} %).")
     if ens:
@@ -134,7 +147,7 @@ def _summary(results):
         text.append(f"The ensemble averages the probabilities of {', '.join(ens['members'])}; "
                     f"against {ens['best_single']} alone it is right on {test['only_a']} test "
                     f"images that model gets wrong and wrong on {test['only_b']} it gets right "
-                    f"(McNemar p = {pvalue(test['p_value'])}).")
+                    f"(McNemar {p_equals(test['p_value'])}).")
     text.append("")
     if str(results["config"]["dataset"]).startswith("fer2013"):
         text += _fer2013_references()
@@ -298,7 +311,10 @@ def _methods(results):
     if evaluate:
         text += [
             f"- 95% confidence intervals: percentile bootstrap over test images "
-            f"({evaluate['n_boot']} resamples, seed {config['seed']}).",
+            f"({evaluate['n_boot']} resamples, seed {config['seed']})"
+            + ("; balanced accuracy and macro-F1 resample within each true class, so that "
+               "every resample holds every class of the test split."
+               if evaluate.get("bootstrap_by_class") else "."),
             "- McNemar: exact two-sided binomial test on the test images exactly one of "
             "the two models classifies correctly.",
             "- Cost: *fit s* is the wall time of the final refit; *infer img/s* is "
