@@ -57,8 +57,9 @@ def export_faces(folder, n=2000, seed=0, drop=()):
     ``folder/attributes.csv`` (``path`` plus the generator's group columns).
     Classes in ``drop`` are left out (``n`` faces are drawn before that).
     Load it with ``csv:FOLDER/labels.csv``. The files are written into a
-    temporary folder beside ``folder`` that takes its place only when all are
-    written, so a failed export leaves nothing behind.
+    temporary folder (beside ``folder``, or inside it when it exists empty)
+    that is moved into place only when all are written, so a failed export
+    leaves nothing behind.
     """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
@@ -74,14 +75,22 @@ def export_faces(folder, n=2000, seed=0, drop=()):
     if not keep.any():
         raise ValueError(NO_FACE_LEFT.format(n=n))
     groups = list(faces.get("attributes", []))
-    partial = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    # Written into a temporary folder, moved into place when whole: beside the
+    # target, or inside it when it exists already (an empty folder, a link to
+    # one, a mount point: it stays, and only its new entries move).
+    folder = folder.resolve()
+    existing = folder.exists()
+    partial = (folder if existing else folder.parent) / f".{folder.name}.partial-{os.getpid()}"
     with writing():
         try:
             (partial / "images").mkdir(parents=True)
             _write_export(partial, faces, keep, groups)
-            if folder.exists():
-                folder.rmdir()  # empty, as checked above
-            partial.rename(folder)
+            if existing:
+                for entry in sorted(partial.iterdir()):
+                    entry.rename(folder / entry.name)
+                partial.rmdir()
+            else:
+                partial.rename(folder)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

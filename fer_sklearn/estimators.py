@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -88,6 +87,7 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
                     "weight (e.g. {{'disgust': 3.0}}).")
 
 UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
+BAD_OPTIMIZER_OPTION = "{optimizer} refuses its options: {reason}"
 UNKNOWN_OPTIMIZER_OPTION = ("{optimizer} takes no option(s) {unknown} (optimizer__...); "
                             "it takes: {valid}.")
 LOSS_OPTIONS_NEED_CROSS_ENTROPY = (
@@ -160,10 +160,12 @@ class FERClassifier(NeuralNetClassifier):
     lr_schedule : {"cosine", "onecycle"} or None, default="cosine"
         Per-batch schedule over the fit (see :class:`fer_sklearn._training.BatchLRSchedule`).
     label_smoothing : float, default=0.0
-        Passed to ``CrossEntropyLoss``.
+        Passed to ``CrossEntropyLoss`` (refused with another ``criterion``:
+        pass it as a ``criterion__`` option there).
     class_weight : None, "balanced" or dict, default=None
         Loss weight per class (``"balanced"``: inverse class frequency, which
-        helps rare classes such as ``disgust``). On a fitted model,
+        helps rare classes such as ``disgust``); like ``label_smoothing``, only
+        for the default ``CrossEntropyLoss``. On a fitted model,
         ``set_params`` of it or of ``label_smoothing`` rebuilds the loss, so
         a ``partial_fit`` or ``warm_start`` fit trains with the new values
         (``"balanced"`` over the class counts of the last full fit).
@@ -360,6 +362,9 @@ class FERClassifier(NeuralNetClassifier):
         rebuild = _CALLBACK_PARAMS.intersection(kwargs)
         names = [*kwargs, *_BUILT_PARTS]
         before = self._kept(names)
+        # skorch sets optimizer__ options on the optimizer in use, in place
+        groups = [{k: v for k, v in g.items() if k != "params"}
+                  for g in self.optimizer_.param_groups]
         try:
             self._set_initialized_params(dict(kwargs))
             if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
@@ -369,6 +374,8 @@ class FERClassifier(NeuralNetClassifier):
                 self._rebuild_criterion()
         except Exception:
             self._restore(names, before)
+            for group, kept in zip(self.optimizer_.param_groups, groups):
+                group.update(kept)
             raise
         if "batch_size" in kwargs and hasattr(self, "batch_size_"):
             # The next fit call, partial_fit included, trains in the new batches.
@@ -380,18 +387,32 @@ class FERClassifier(NeuralNetClassifier):
         return self
 
     def _check_new_params(self, kwargs):
-        """Check the parameters as they would be after ``set_params(**kwargs)``,
-        on an unfitted copy, so that nothing changes when one is refused."""
-        trial = clone(self)
-        BaseEstimator.set_params(trial, **{k: v for k, v in kwargs.items() if "__" not in k})
-        for key, value in kwargs.items():
-            if "__" in key:
-                setattr(trial, key, value)
-        trial._check_params()
-        resolve_precision(trial.precision, resolve_device(trial.device))
-        options = [k[len("optimizer__"):] for k in kwargs if k.startswith("optimizer__")
-                   and not k.startswith("optimizer__param_groups__")]
-        _check_optimizer_options(trial.optimizer, options)
+        """Check the parameters as they would be after ``set_params(**kwargs)``
+        (written in for the checks, then put back), so that nothing changes
+        when one is refused."""
+        kept = self._kept(kwargs)
+        self.__dict__.update(kwargs)
+        try:
+            self._check_params()
+            resolve_precision(self.precision, resolve_device(self.device))
+            self._check_optimizer_params()
+        finally:
+            self._restore(kwargs, kept)
+
+    def _check_optimizer_params(self):
+        """Build the optimizer with its options on a stand-in weight: names it
+        does not take and values it refuses (a negative lr, a beta of 2) fail
+        here, before the model's own optimizer is touched."""
+        options = {k: v for k, v in self.get_params_for("optimizer").items()
+                   if k not in ("param_groups", "fused", "foreach", "capturable")}
+        _check_optimizer_options(self.optimizer, options)
+        options.setdefault("lr", self.lr)
+        try:
+            self.optimizer([torch.zeros(1, requires_grad=True)], **options)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(BAD_OPTIMIZER_OPTION.format(
+                optimizer=getattr(self.optimizer, "__name__", self.optimizer),
+                reason=exc)) from exc
 
     def _set_initialized_params(self, kwargs):
         # Options read when batches are drawn need no rebuild (skorch refuses them
@@ -402,14 +423,17 @@ class FERClassifier(NeuralNetClassifier):
         # are kept as parameters too, so that get_params, clone, the next fit and
         # a rebuilt optimizer have them.
         for key in [k for k in kwargs if k.startswith("optimizer__")
-                    and not k.startswith("optimizer__param_groups__")]:
+                    and not k.startswith("optimizer__param_groups")]:
             setattr(self, key, kwargs[key])
-        new_optimizer = "optimizer" in kwargs
-        if new_optimizer:
-            self.optimizer = kwargs.pop("optimizer")
+        new_optimizer = False
+        for key in ("optimizer", "optimizer__param_groups"):  # a new optimizer, built anew
+            if key in kwargs:
+                setattr(self, key, kwargs.pop(key))
+                new_optimizer = True
         new_architecture = (self.module is None and "architecture" in kwargs
                             and kwargs["architecture"] != self.architecture)
-        if "device" in kwargs:
+        new_device = "device" in kwargs
+        if new_device:
             super().set_params(device=kwargs.pop("device"))
         with self._resolved_device() as device:
             super().set_params(**kwargs)
@@ -417,12 +441,12 @@ class FERClassifier(NeuralNetClassifier):
                 self._initialize_module()
                 self._initialize_criterion()
                 new_optimizer = True
-            elif "channels_last" in kwargs:
+            elif "channels_last" in kwargs or new_device:  # the layout safe there
                 self.channels_last_ = (bool(self.channels_last)
                                        and channels_last_safe(self.module_, device))
                 self.module_.to(memory_format=torch.channels_last if self.channels_last_
                                 else torch.contiguous_format)
-            if "precision" in kwargs:
+            if "precision" in kwargs or new_device:
                 self.amp_dtype_ = resolve_precision(self.precision, device)
             if new_optimizer:
                 self._initialize_optimizer()

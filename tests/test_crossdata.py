@@ -207,6 +207,21 @@ def test_an_export_that_fails_leaves_nothing_behind(tmp_path, monkeypatch, capsy
     assert [p.name for p in tmp_path.iterdir()] == ["x"]
 
 
+@pytest.mark.parametrize("target", ["empty", "link", "cwd"])
+def test_an_export_into_an_existing_empty_folder_fills_it(tmp_path, monkeypatch, target):
+    # removing the folder to rename the temporary one into its place once failed
+    # on a link to an empty folder and on `--export .`
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    where = {"empty": str(empty), "link": str(tmp_path / "link"), "cwd": "."}[target]
+    (tmp_path / "link").symlink_to(empty)
+    monkeypatch.chdir(empty)
+    assert main(["faces", "--export", where, "--n", "20"]) == 0
+    assert sorted(p.name for p in empty.iterdir()) == ["attributes.csv", "images", "labels.csv"]
+    assert len(list((empty / "images").iterdir())) == 20
+    assert (tmp_path / "link").is_symlink()
+
+
 def test_faces_grid_goes_into_a_new_folder(tmp_path):
     grid = tmp_path / "new" / "grid.png"
     assert main(["faces", "--n", "20", "--grid", str(grid)]) == 0
@@ -289,10 +304,13 @@ def test_evaluate_names_a_damaged_saved_model(fer_run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(fer_run, copy)
     model = copy / "models" / "cnn.joblib"
-    model.write_bytes(model.read_bytes()[:100])
-    assert main(["evaluate", str(copy), "--dataset", "synthetic"]) == 2
-    err = capsys.readouterr().err
-    assert f"Cannot load the saved model {model}" in err and "Traceback" not in err
+    whole = model.read_bytes()
+    # the second once raised struct.error: a traceback
+    for damaged in (whole[:100], whole[:10]):
+        model.write_bytes(damaged)
+        assert main(["evaluate", str(copy), "--dataset", "synthetic"]) == 2
+        err = capsys.readouterr().err
+        assert f"Cannot load the saved model {model}" in err and "Traceback" not in err
 
 
 def test_evaluate_decodes_image_files_at_the_models_size(tmp_path, capsys):

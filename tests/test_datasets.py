@@ -659,3 +659,18 @@ def test_skip_that_leaves_no_image_is_an_error_naming_what_was_left_out(tmp_path
     # one readable image is enough
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "faces" / "anger" / "ok.png")
     assert len(load_image_folder(tmp_path / "faces", on_error="skip", cache=False).data) == 1
+
+
+def test_an_empty_result_from_the_cache_is_refused_too(tmp_path, monkeypatch):
+    # an older version cached what on_error='skip' left: nothing, then returned it
+    from fer_sklearn.datasets import image_folder
+
+    def cached_nothing(*args, **kwargs):
+        report = {"skipped": [["anger/broken.jpg", "cannot decode"]], "n_images": 0}
+        return (np.empty((0, 48, 48), np.uint8), np.array([], dtype=object),
+                pd.DataFrame({"split": [], "source": [], "folder": []}), report, True)
+
+    monkeypatch.setattr(image_folder, "load_or_build", cached_nothing)
+    (tmp_path / "anger").mkdir()
+    with pytest.raises(ValueError, match=r"None of the 1 image\(s\) of .* could be read"):
+        load_image_folder(tmp_path, on_error="skip")

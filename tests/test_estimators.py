@@ -1114,3 +1114,44 @@ def test_a_model_loaded_where_channels_last_is_unsafe_drops_it(faces):
     convs = [m for m in loaded.module_.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(c.weight.is_contiguous() for c in convs)
     loaded.partial_fit(X, y)
+
+
+def test_set_params_on_a_fitted_model_with_a_recording_callback(faces):
+    # checking the new values on a clone once rebuilt such a callback from its
+    # recorded attributes: TypeError on every set_params
+    X, y = faces
+
+    class Losses(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.losses = []
+
+    clf = _small_cnn(callbacks=[("losses", Losses())]).fit(X, y)
+    clf.set_params(max_epochs=2)
+    clf.set_params(criterion=torch.nn.CrossEntropyLoss)
+    assert clf.max_epochs == 2
+
+
+def test_a_refused_optimizer_value_leaves_the_optimizer_as_it_was(faces):
+    X, y = faces
+    clf = _small_cnn().fit(X, y)
+    betas = clf.optimizer_.param_groups[0]["betas"]
+    with pytest.raises(ValueError, match="AdamW refuses its options: Invalid beta"):
+        clf.set_params(module__width=6, optimizer__betas=(2.0, 0.9))
+    with pytest.raises(ValueError, match="AdamW refuses its options"):
+        clf.set_params(optimizer__lr=-1.0)
+    assert clf.optimizer_.param_groups[0]["betas"] == betas
+    assert "optimizer__betas" not in clf.get_params() and clf.module__width == 4
+    # param groups build a new optimizer
+    clf.set_params(optimizer__param_groups=[("head.*", {"lr": 0.5})])
+    assert [g["lr"] for g in clf.optimizer_.param_groups] == [0.5, clf.lr]
+
+
+def test_a_new_device_sets_the_layout_safe_there(faces):
+    X, y = faces
+    clf = ResNetClassifier(module__width=4, max_epochs=1, batch_size=16, random_state=0,
+                           device="cpu").fit(X, y)
+    clf.channels_last_ = True  # as a CUDA fit leaves it
+    clf.module_.to(memory_format=torch.channels_last)
+    clf.set_params(device="cpu")
+    assert clf.channels_last_ is False
+    clf.partial_fit(X, y)

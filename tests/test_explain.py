@@ -196,6 +196,7 @@ def test_localisation_scores_a_perfect_and_a_wrong_map():
     # a single map once got a message that contradicted itself
     with pytest.raises(ValueError, match=r"localisation\(\) needs one \(H, W\) map per face"):
         localisation(perfect[0], masks[0])
+    assert localisation(perfect, masks, tolerance=2.0) == localisation(perfect, masks)
     for tolerance in (-1, 1.5):  # -1 once grew the mask over the whole image
         with pytest.raises(ValueError, match="tolerance must be a whole number"):
             localisation(perfect, masks, tolerance=tolerance)

@@ -1011,3 +1011,29 @@ def test_summary_names_the_metric_of_a_significant_gap_to_the_rest():
     assert text.startswith("**cnn**: macro-F1 is 10.0 pp lower for `b` (60.0%)")
     assert "`b` is also significantly below the rest of the test set on macro-F1 (-7.0 pp)." in text
     assert fairness_stage._named_worse(f) == {"b"}
+
+
+def test_figures_show_every_models_groups_when_their_training_rows_differ(tmp_path):
+    # a group seen only in the training rows of one model (another's recipe caps
+    # them) once ended the figures in a KeyError
+    from benchmark.stages.fairness import draw_fairness_figures
+
+    classes = ["angry", "happy"]
+    y = np.array(classes * 50)
+    pred = y.copy()
+    pred[::7] = "angry"
+    g_test = np.array(["a", "b"] * 50)
+    g_train = np.array(["a", "b"] * 95 + ["z"] * 10)
+    y_train = np.array(classes * 100)
+    audits = {
+        "cnn": audit_fairness(y, pred, {"g": g_test}, labels=classes, n_boot=20,
+                              train_features={"g": g_train}, y_train=y_train),
+        "seed_cnn": audit_fairness(y, pred, {"g": g_test}, labels=classes, n_boot=20,
+                                   train_features={"g": g_train[:40]}, y_train=y_train[:40]),
+    }
+    assert [a.results["features"]["g"]["order"] for a in audits.values()] == [
+        ["a", "b", "z"], ["a", "b"]]
+    results = {"config": {"models": ["cnn", "seed_cnn"]}, "stages": {"fairness": {
+        "features": ["g"], "models": {m: a.to_dict() for m, a in audits.items()}}}}
+    figures = draw_fairness_figures(results, tmp_path)
+    assert all((tmp_path / png).stat().st_size > 1000 for png in figures.values())

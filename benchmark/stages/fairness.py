@@ -86,8 +86,11 @@ def _slug(feature):
 
 
 def _group_bars(stage, feature, path, models):
-    first = stage["models"][models[0]]["features"][feature]
-    groups = first["order"]
+    # Groups seen only in training can differ between models whose recipes cap
+    # the training set: every model's, in order of first appearance.
+    audits = [stage["models"][m]["features"][feature] for m in models]
+    groups = list(dict.fromkeys(g for f in audits for g in f["order"]))
+    n_test = {g: f["groups"][g]["n"] for f in audits for g in f["order"]}
     fig = new_figure(max(4.5, 0.55 * len(groups) * max(len(models), 2) + 1.2), 3.4)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(models)
@@ -98,8 +101,8 @@ def _group_bars(stage, feature, path, models):
         colour = f"C{i}"
         label = model
         for xi, g in zip(pos, groups):
-            rec = f["groups"][g]
-            m = rec["metrics"].get("accuracy")
+            rec = f["groups"].get(g)
+            m = rec and rec["metrics"].get("accuracy")
             if not m or m["value"] is None:
                 continue
             judged = rec["status"] == "ok"
@@ -115,7 +118,7 @@ def _group_bars(stage, feature, path, models):
                         ha="center", va="bottom", fontsize=9, color="red", fontweight="bold")
         ax.axhline(f["overall"]["accuracy"]["value"], color=colour, linestyle="--",
                    linewidth=0.8)
-    labels = [f"{g.replace(GROUP_SEP, chr(10))}\nn={first['groups'][g]['n']}" for g in groups]
+    labels = [f"{g.replace(GROUP_SEP, chr(10))}\nn={n_test[g]}" for g in groups]
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("test accuracy")
@@ -530,9 +533,9 @@ def fairness_section(results):
             "itself). "
             "One-vs-rest parity: fairlearn's binary demographic-parity and equalized-odds "
             "differences of each class against the others, maximum over classes. *Train %*: "
-            "the group's share of the training images the model was fitted on, and of each "
-            "class's (min-max over classes), to tell under-representation from model "
-            "error.", ""]
+            "the group's share of the training images given to the model's fit (its "
+            "held-out part included), and of each class's (min-max over classes), to tell "
+            "under-representation from model error.", ""]
     if stage["predicted_attributes"]:
         text += [f"The attributes come from `{Path(config['attributes']).name}`. Attributes "
                  "such as FER2013's demographics are predicted by a model, not reported by the "

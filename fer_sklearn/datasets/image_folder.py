@@ -135,7 +135,6 @@ def _scan(path, on_error, size):
             zf.close()
     report.update(skipped=skipped, conversions=counts,
                   n_images=int(ok.sum()))
-    check_some_read(path, report["n_images"], report)
     frame = pd.DataFrame({
         "split": split[ok],
         "source": np.array([r for r, _ in visible])[ok],
@@ -200,6 +199,7 @@ def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y
         lambda: _scan(path, on_error, size),
     )
     report = {**report, "cache_hit": hit}
+    check_some_read(path, len(data), report)  # also for what an older version cached
     descr = (f"Face images from {path} ({len(data)} images, "
              f"splits: {', '.join(sorted(set(frame['split'])))}).")
     return make_bunch(data, target, frame, descr, return_X_y, report=report)

@@ -135,7 +135,6 @@ def _read(path, root, on_error, size, table):
         "source": df["image_path"].to_numpy()[keep].astype(str),
     })
     report.update(skipped=skipped, conversions=counts, n_images=len(keep))
-    check_some_read(path, len(keep), report)
     return data, target[keep], frame, report
 
 
@@ -203,5 +202,6 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
         "labels_csv", path, {"root": resolved_root, "size": size, "on_error": on_error},
         cache, lambda: _read(path, root, on_error, size, table), files=table[2])
     report = {**report, "cache_hit": hit}
+    check_some_read(path, len(data), report)  # also for what an older version cached
     descr = f"Images listed in {path} ({len(data)} images)."
     return make_bunch(data, target, frame, descr, return_X_y, report=report)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import is_real, is_whole
+from .._checks import is_real
 from .attributions import target_indices
 
 BAD_IMAGES = ("deletion_curve() takes grayscale images of shape (n, H, W) or (n, 1, H, W); "
@@ -97,7 +97,7 @@ def localisation(maps, masks, tolerance=2):
     masks = np.asarray(masks, dtype=bool)
     if maps.ndim != 3:
         raise ValueError(BAD_LOCALISATION_MAPS.format(maps=maps.shape))
-    if not is_whole(tolerance, 0):
+    if not (is_real(tolerance) and float(tolerance).is_integer() and tolerance >= 0):
         raise ValueError(BAD_TOLERANCE.format(value=tolerance))
     if masks.shape == maps.shape[1:]:
         masks = np.broadcast_to(masks, maps.shape)
