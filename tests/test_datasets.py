@@ -1,5 +1,6 @@
 import bz2
 import gzip
+import io
 import lzma
 import os
 import re
@@ -674,3 +675,94 @@ def test_an_empty_result_from_the_cache_is_refused_too(tmp_path, monkeypatch):
     (tmp_path / "anger").mkdir()
     with pytest.raises(ValueError, match=r"None of the 1 image\(s\) of .* could be read"):
         load_image_folder(tmp_path, on_error="skip")
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.xz"])
+def test_damaged_compressed_csv_is_named_not_a_decompressor_traceback(tmp_path, suffix):
+    path = _write_csv(tmp_path / f"fer2013{suffix}", _faces(40), [0] * 40, ["Training"] * 40)
+    raw = bytearray(path.read_bytes())
+    for i in range(30, min(len(raw) - 20, 230)):
+        raw[i] ^= 0xA5
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=re.escape(f"Cannot read {path} as CSV")):
+        load_fer2013_csv(path, cache=False)
+    labels = tmp_path / f"labels{suffix}"
+    labels.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=re.escape(f"Cannot read {labels} as CSV")):
+        load_labels_csv(labels, cache=False)
+
+
+def test_damaged_zip_member_is_named(tmp_path):
+    # zlib's own error once surfaced as a traceback, with the zip left open
+    _folder_tree(tmp_path / "faces", split_layout=False, ext=".bmp")
+    path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted((tmp_path / "faces").rglob("*.bmp")):
+            zf.write(f, f.relative_to(tmp_path / "faces").as_posix())
+    raw = bytearray(path.read_bytes())
+    start = 30 + len("anger/angry0.bmp") + 20
+    for i in range(start, start + 200):
+        raw[i] ^= 0xC3
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        load_image_folder(path, on_error="skip", cache=False)
+
+
+def test_a_dangling_link_is_reported_not_dropped(tmp_path):
+    _folder_tree(tmp_path / "faces", split_layout=False)
+    (tmp_path / "faces" / "sadness" / "moved.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(ValueError, match=r"Cannot decode image sadness/moved.png"):
+        load_image_folder(tmp_path / "faces", cache=False)
+    bunch = load_image_folder(tmp_path / "faces", on_error="skip", cache=False)
+    assert len(bunch.data) == 6
+    assert [s for s, _ in bunch.report["skipped"]] == ["sadness/moved.png"]
+
+
+def test_zip_member_names_with_a_dot_or_slash_prefix_load(tmp_path):
+    path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, folder in enumerate(["happy", "sad"]):
+            buf = io.BytesIO()
+            Image.fromarray(_faces(1)[0]).save(buf, format="PNG")
+            zf.writestr(f"./fer2013/train/{folder}/{i}.png", buf.getvalue())
+            zf.writestr(f"./fer2013/test/{folder}/{i}.png", buf.getvalue())
+    bunch = load_image_folder(path, cache=False)
+    assert sorted(bunch.frame["source"]) == ["test/happy/0.png", "test/sad/1.png",
+                                             "train/happy/0.png", "train/sad/1.png"]
+    assert bunch.report["root_folder"] == "fer2013"
+
+
+def test_attribute_values_spelled_na_or_none_are_groups(tmp_path):
+    # pandas once read them as missing, merging them into `unknown`
+    csv = tmp_path / "attributes.csv"
+    csv.write_text("row,race,disability\n0,NA,None\n1,white,none\n2,,N/A\n")
+    images = _faces(3)
+    path = _write_csv(tmp_path / "fer2013.csv", images, [0, 1, 3], ["Training"] * 3)
+    bunch = attach_attributes(load_fer2013_csv(path, cache=False), csv)
+    assert bunch.frame["race"].tolist()[:2] == ["NA", "white"]
+    assert pd.isna(bunch.frame["race"].iloc[2])
+    assert bunch.frame["disability"].tolist() == ["None", "none", "N/A"]
+
+
+def test_a_split_column_in_another_case_is_read(tmp_path):
+    path = _write_csv(tmp_path / "fer2013.csv", _faces(2), [0, 1], ["Training", "PublicTest"])
+    path.write_text(path.read_text().replace("emotion,pixels,Usage", "emotion,pixels,usage", 1))
+    assert load_fer2013_csv(path, cache=False).frame["split"].tolist() == ["train", "validation"]
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label,Split\nimgs/anger/angry0.png,angry,train\n"
+                   "imgs/happiness/happy0.png,happy,test\n")
+    assert load_labels_csv(csv, cache=False).frame["split"].tolist() == ["train", "test"]
+
+
+def test_rerooting_ignores_absolute_paths_that_exist_here(tmp_path):
+    # one local absolute path once made the common folder `/`
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    local = tmp_path / "imgs" / "anger" / "angry0.png"
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label\n"
+                   f"{local},angry\n"
+                   "/content/drive/fer/happiness/happy0.png,happy\n"
+                   "/content/drive/fer/sadness/sad0.png,sad\n")
+    bunch = load_labels_csv(csv, root=tmp_path / "imgs", cache=False)
+    assert bunch.target.tolist() == ["angry", "happy", "sad"]

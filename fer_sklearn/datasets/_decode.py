@@ -11,6 +11,7 @@ Each conversion is counted in the loader's ``report``.
 """
 
 import io
+import lzma
 import zipfile
 import zlib
 from collections import Counter
@@ -113,9 +114,11 @@ def decode_image(raw, size, counts):
         raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
-# What reading a zip (or a file) can raise: RuntimeError for an encrypted
-# member, NotImplementedError for an unknown compression.
-ZIP_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError)
+# What reading a zip (or a compressed file) can raise: RuntimeError for an
+# encrypted member, NotImplementedError for an unknown compression, zlib's and
+# lzma's errors for damaged compressed data.
+ZIP_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError,
+                   zlib.error, lzma.LZMAError)
 
 
 def _read(read):
@@ -123,7 +126,7 @@ def _read(read):
     vanished file) is reported like an undecodable one."""
     try:
         return read()
-    except (*ZIP_READ_ERRORS, zlib.error) as exc:
+    except ZIP_READ_ERRORS as exc:
         raise ValueError(f"cannot read the file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -173,7 +176,10 @@ def read_csv_or_explain(path, **kwargs):
     malformed) raises ValueError naming it, with pandas' reason cut short."""
     try:
         return pd.read_csv(path, **kwargs)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except FileNotFoundError:
+        raise
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            *ZIP_READ_ERRORS) as exc:  # also a damaged .gz/.xz/.zip
         raise unreadable_csv(path, exc) from exc
 
 

@@ -103,3 +103,16 @@ def present_target_names(target):
     """The labels present in ``target``, in canonical FER2013 order (extra classes last)."""
     present = set(np.unique(target).tolist())
     return [name for name in EMOTIONS + EXTRA_EMOTIONS if name in present]
+
+
+def optional_column(columns, name):
+    """``columns`` with the first one that spells ``name`` in another case
+    (``Split``, ``usage``) renamed to it, unless ``name`` is there already: an
+    optional column is otherwise ignored without a word."""
+    columns = list(columns)
+    if name not in columns:
+        for i, c in enumerate(columns):
+            if c.lower() == name.lower():
+                columns[i] = name
+                break
+    return columns

@@ -24,5 +24,7 @@ def walk(path):
             os.path.islink(here / d)
             and any(_contains(os.path.realpath(here / d), c) for c in chain))]
         folders += [here / d for d in dirs]
-        files += [here / n for n in names if os.path.isfile(here / n)]
+        # a dangling link is listed too: reading it fails, and says so
+        files += [here / n for n in names if os.path.isfile(here / n)
+                  or (os.path.islink(here / n) and not os.path.exists(here / n))]
     return sorted(files), sorted(folders)

@@ -35,8 +35,9 @@ def attach_attributes(bunch, csv, on="auto"):
     the dataset root for image folders, data row numbers for the FER2013 CSV).
     When nothing matches, a leading folder on either side (``fer2013/train/...``
     vs ``train/...``) is ignored; a key that then names two images or two rows
-    matches none of them. Images without a row get missing values
-    (fairness reports show them as an explicit "unknown" group).
+    matches none of them. Images without a row, and blank cells, get missing
+    values (fairness reports show them as an explicit "unknown" group); a cell
+    reading ``NA``, ``None`` or ``null`` is a group of that name.
 
     Parameters
     ----------
@@ -73,7 +74,8 @@ def attach_attributes(bunch, csv, on="auto"):
     else:
         if not Path(csv).is_file():
             raise FileNotFoundError(MISSING_PATH.format(path=csv, cwd=Path.cwd()))
-        table = read_csv_or_explain(csv, dtype=str, keep_default_na=True)
+        # Only a blank cell is missing: "NA", "None" or "null" may name a group.
+        table = read_csv_or_explain(csv, dtype=str, keep_default_na=False, na_values=[""])
     table.columns = [str(c).strip() for c in table.columns]
     if on == "auto":
         on = next((c for c in ("path", "row") if c in table.columns), None)

@@ -13,7 +13,7 @@ from PIL import Image
 from ._bunch import make_bunch
 from ._cache import load_or_build
 from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, to_size, unreadable_csv
-from ._labels import EMOTIONS, canonical_split
+from ._labels import EMOTIONS, canonical_split, optional_column
 from .image_folder import MISSING_PATH, _is_hidden, _member_path
 
 MISSING_COLUMNS = (
@@ -74,7 +74,7 @@ def _parse(path):
         df = _read_table(path)
     except (*ZIP_READ_ERRORS, ValueError) as exc:  # ValueError: pandas' parse errors too
         raise unreadable_csv(path, exc) from exc
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = optional_column([str(c).strip() for c in df.columns], "Usage")
     missing = [c for c in ("emotion", "pixels") if c not in df.columns]
     if missing:
         raise ValueError(MISSING_COLUMNS.format(path=path, missing=missing,

@@ -41,8 +41,11 @@ def _is_hidden(parts):
 
 
 def _member_path(name):
-    """A zip member's name as a posix path: some Windows tools write backslashes."""
-    return name.replace("\\", "/")
+    """A zip member's name as a relative posix path: some Windows tools write
+    backslashes, some archivers a leading ``./`` or ``/``."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    relative = "/".join(part for part in path.parts if part not in ("/", "."))
+    return relative + "/" if name.endswith(("/", "\\")) and relative else relative
 
 
 def _empty_folders(folders, files):
@@ -62,6 +65,7 @@ def _list_entries(path):
         rels = [p.relative_to(path).as_posix() for p in files]
         empty = _empty_folders([p.relative_to(path).as_posix() for p in folders], rels)
         return [(r, p.read_bytes) for r, p in zip(rels, files)], None, empty
+    zf = None
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
@@ -72,6 +76,8 @@ def _list_entries(path):
                                 for i in infos if i.is_dir()], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except ZIP_READ_ERRORS as exc:
+        if zf is not None:
+            zf.close()
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
     if bad is not None:
         zf.close()

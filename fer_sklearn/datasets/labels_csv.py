@@ -10,7 +10,7 @@ import pandas as pd
 from ._bunch import make_bunch
 from ._cache import load_or_build
 from ._decode import check_on_error, check_size, check_some_read, decode_all, read_csv_or_explain
-from ._labels import canonical_split, map_labels
+from ._labels import canonical_split, map_labels, optional_column
 from .image_folder import MISSING_PATH
 
 LABELS_MISSING_COLUMNS = (
@@ -59,7 +59,9 @@ def _resolve(paths, base, root):
     Surrounding spaces are dropped and backslashes read as folder separators."""
     paths = [str(p).strip().replace("\\", "/") for p in paths]
     flags = [_is_absolute(p) for p in paths]
-    absolute = [p for p, a in zip(paths, flags) if a]
+    # the folder to re-root: common to the absolute paths missing here (those
+    # that exist are read as they are)
+    absolute = [p for p, a in zip(paths, flags) if a and not Path(p).exists()]
     prefix = None
     if absolute:
         try:
@@ -83,7 +85,7 @@ def _table(path, root):
     if zipfile.is_zipfile(path):
         raise ValueError(CSV_IS_A_ZIP.format(path=path))
     df = read_csv_or_explain(path, dtype=str)
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = optional_column([str(c).strip() for c in df.columns], "split")
     missing = [c for c in ("image_path", "label") if c not in df.columns]
     if missing:
         raise ValueError(LABELS_MISSING_COLUMNS.format(path=path, missing=missing,
