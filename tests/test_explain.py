@@ -252,3 +252,34 @@ def test_region_table_shows_a_dash_where_a_class_has_no_area_for_a_region():
     by_class[first]["per_area"][region] = None
     text = explain_stage._section(results)
     assert re.search(rf"\| {first} +\|.*\d+ \(-\)", text)
+
+
+def test_localisation_explains_each_face_for_its_true_class(synthetic_model, monkeypatch):
+    # a misread face's map for the predicted class was once scored against the
+    # masks of its true class's evidence
+    from benchmark.stages import explain as explain_stage
+
+    clf, faces, test = synthetic_model
+    idx = test[:40]
+    X, y = faces.data[idx], faces.target[idx]
+    pred = clf.predict(X)
+    wrong = np.flatnonzero(pred != y)
+    y = y.copy()
+    if not len(wrong):  # make one face misread: its label is another class
+        y[0] = next(c for c in clf.classes_ if c != pred[0])
+        wrong = np.array([0])
+    calls = []
+    real = explain_stage.attribute
+
+    def spy(est, X_, method, target=None, **kwargs):
+        calls.append((len(X_), list(target)))
+        return real(est, X_, method, target=target, **kwargs)
+
+    monkeypatch.setattr(explain_stage, "attribute", spy)
+    masks = {k: faces.masks[k][idx] for k in faces.masks}
+    record, _ = explain_stage._explain_model(
+        clf, X, y, X[:4], explain_stage.masks_to_regions(masks), masks["evidence"], 0,
+        ["saliency"])
+    assert calls[0] == (len(X), list(pred))
+    assert calls[1] == (len(wrong), list(y[wrong]))
+    assert record["methods"]["saliency"]["localisation"]["target"] == "true class"

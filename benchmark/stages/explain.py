@@ -51,7 +51,16 @@ def _explain_model(est, X, y, background, regions, evidence, seed, chosen):
                       c: region_shares(maps[y == c], _subset(regions, y == c))
                       for c in class_order(y)}}
         if evidence is not None:
-            record["localisation"] = localisation(maps, evidence)
+            # As in the pointing game: each face's map for its true class, whose
+            # evidence the masks mark (a misread face's map for the predicted
+            # class is explained again for the true one).
+            true_maps, wrong = maps, pred != y
+            if wrong.any():
+                true_maps = maps.copy()
+                true_maps[wrong] = attribute(est, X[wrong], method, target=y[wrong],
+                                             background=background, random_state=seed)
+            record["localisation"] = localisation(true_maps, evidence)
+            record["localisation"]["target"] = "true class"
         methods[method] = record
         maps_by[method] = maps
     return {"accuracy_on_sample": float(np.mean(pred == y)), "methods": methods}, maps_by
@@ -160,6 +169,11 @@ def explain_stage(ctx):
 # --------------------------------------------------------------------------- #
 # Report section
 # --------------------------------------------------------------------------- #
+def _localises_true_class(ex):
+    record = next(iter(ex["models"].values()))["methods"]["random"].get("localisation", {})
+    return record.get("target") == "true class"
+
+
 def _sentences(ex, order):
     ref = ex["reference_method"]
     lines = []
@@ -217,7 +231,10 @@ def _section(results):
              "more faithful; `random` is the baseline order)."
              + (" Inside: share of positive attribution on the pixels that carry the "
                 "expression (grown by 2 px); pointing: share of faces whose top pixel is "
-                "there. A random map scores, on average, the regions' area share on both "
+                "there" + (", each face explained for its true class (a face the model "
+                           "misreads is explained again for it)"
+                           if _localises_true_class(ex) else "")
+                + ". A random map scores, on average, the regions' area share on both "
                 f"({pct(ex['models'][models[0]]['methods']['random']['localisation']['area'], 0)}%; "
                 "its pointing varies widely over few faces)."
                 if ex["ground_truth"] else ""), "",
