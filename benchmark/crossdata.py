@@ -47,6 +47,10 @@ STATE_OF_ANOTHER_RUN = (
     " Its state/ folder holds models of a later run that did not finish (its search "
     "differs from the one in results.json): they are not scored in this run's name."
 )
+SAVED_OF_ANOTHER_RUN = (
+    "{path} holds the models of a later run that did not finish (they come from another "
+    "search than results.json records); finish that run with --resume, or re-run."
+)
 TOO_FEW = ("{dataset} has only {n} images of the models' classes in {which}; at least 20 "
            "are needed.")
 
@@ -65,14 +69,33 @@ def _state_is_this_runs(run_dir, results):
     return unit.get("result") == results.get("stages", {}).get("search")
 
 
+def _saved_are_this_runs(run_dir, results):
+    """Whether ``models/`` holds the models of the run ``results`` describe: its
+    ``search.json`` (written before them) records the same search. A folder
+    saved before that file existed is trusted."""
+    from .runner import MODELS_SEARCH
+
+    path = run_dir / "models" / MODELS_SEARCH
+    if not path.is_file():
+        return True
+    try:
+        search = read_run_json(path, "models/search.json")
+    except ValueError:
+        return False
+    return search == results.get("stages", {}).get("search")
+
+
 def _models(run_dir, names, results):
     """The saved models (``models/``), else those a run without --save-models
     left in ``state/``, if they are the ones its results describe."""
     models, missing, foreign = {}, [], False
     ours = _state_is_this_runs(run_dir, results)
+    saved_ours = _saved_are_this_runs(run_dir, results)
     for name in names:
         saved = run_dir / "models" / f"{name}.joblib"
         state = run_dir / "state" / f"model-{name}.joblib"
+        if saved.is_file() and not saved_ours:
+            raise ValueError(SAVED_OF_ANOTHER_RUN.format(path=run_dir / "models"))
         if saved.is_file():
             models[name] = _load_model(saved)
             continue

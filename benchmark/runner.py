@@ -1,5 +1,6 @@
 """Run the stages of a benchmark, record each as it finishes, write the report."""
 
+import hashlib
 import os
 import platform
 import re
@@ -7,6 +8,9 @@ import shutil
 import time
 from importlib import metadata
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from fer_sklearn._torch_utils import resolve_device
 from fer_sklearn.reporting import figures, render_report
@@ -37,6 +41,13 @@ RESUME_OTHER_CONFIG = (
     "{path} was started with a different configuration ({keys} differ); --resume "
     "continues only the same run. Drop --resume to start over, or use another --name."
 )
+RESUME_OTHER_DATA = (
+    "{path} was started on other data: the images, labels, splits or attributes that "
+    "{dataset} gives now differ from those the run began with. --resume continues only "
+    "the same run; drop it to start over, or use another --name."
+)
+# The unit that records what the run's data were (a hash), to refuse a --resume on other data.
+_DATA_UNIT = "data-fingerprint"
 
 _VERSIONED = ("fer-sklearn", "torch", "torchvision", "skorch", "scikit-learn", "numpy",
               "pandas", "fairlearn", "shap", "captum")
@@ -49,12 +60,12 @@ class Context:
     """What stages see: the config, the run folder, the unit store, the data
     (loaded on first use) and the results of the stages before them."""
 
-    def __init__(self, config, run_dir):
+    def __init__(self, config, run_dir, data=None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.store = UnitStore(self.run_dir / "state")
         self.results = {}
-        self._data = None
+        self._data = data
 
     @property
     def data(self):
@@ -91,7 +102,9 @@ def environment(device):
     return {"versions": versions, "hardware": hardware, "device": device}
 
 
-def _prepare_run_dir(config, resume):
+def _check_run_dir(config, resume):
+    """Refuse a folder that is not a run, or a --resume of another configuration,
+    before anything is loaded or written."""
     run_dir = config.run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not (run_dir / MARKER).exists():
@@ -106,10 +119,33 @@ def _prepare_run_dir(config, resume):
                               if k not in _RESUME_FREE and old.get(k) != new.get(k))
                 if keys:
                     raise ValueError(RESUME_OTHER_CONFIG.format(path=run_dir, keys=", ".join(keys)))
-        else:
-            # A fresh run starts over. The earlier run's results, report and
-            # saved models stay usable until this run replaces them at its end.
-            shutil.rmtree(run_dir / "state", ignore_errors=True)
+
+
+def data_fingerprint(d):
+    """A hash of what a run trains and tests on: images, labels, splits and
+    group attributes (a dataset file changed on disk changes it)."""
+    h = hashlib.sha256()
+    for array in (d.X_train, d.X_test):
+        h.update(np.ascontiguousarray(array).tobytes())
+    for labels in (d.y_train, d.y_test):
+        h.update("\x1f".join(map(str, labels)).encode())
+    for frame in (d.frame_train, d.frame_test):
+        columns = [c for c in d.attributes if c in frame.columns]
+        if columns:
+            h.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _prepare_run_dir(config, resume, fingerprint):
+    run_dir = config.run_dir
+    store = UnitStore(run_dir / "state")
+    if resume and store.has(_DATA_UNIT) and store.get_json(_DATA_UNIT) != fingerprint:
+        raise ValueError(RESUME_OTHER_DATA.format(path=run_dir, dataset=config.dataset))
+    if not resume:
+        # A fresh run starts over (its data loaded: a dataset that fails to load
+        # leaves the folder as it was). The earlier run's results, report and
+        # saved models stay usable until this run replaces them at its end.
+        shutil.rmtree(run_dir / "state", ignore_errors=True)
     with writing():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / MARKER).touch()
@@ -117,6 +153,8 @@ def _prepare_run_dir(config, resume):
         for tmp in run_dir.rglob(".*.tmp"):
             tmp.unlink()
     write_text(run_dir / "config.json", config.to_json() + "\n")
+    if not store.has(_DATA_UNIT):
+        store.put_json(_DATA_UNIT, fingerprint)
     return run_dir
 
 
@@ -158,18 +196,21 @@ def run(config: Config, resume=False):
     """
     resolve_device(config.device)  # a device that is not there fails before anything
     check_recipes(config)  # a typo fails now, not after the first models have trained
-    run_dir = _prepare_run_dir(config, resume)
+    _check_run_dir(config, resume)
+    log(f"data: loading {config.dataset}")
+    data = load(config)
+    run_dir = _prepare_run_dir(config, resume, data_fingerprint(data))
     # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
     # stops the run: the store refuses to record anything after it.
     with watch_interrupts():
-        _run_stages(config, run_dir, resume)
+        _run_stages(config, run_dir, resume, data)
     log(f"report: {run_dir / 'report.md'}")
     return run_dir
 
 
-def _run_stages(config, run_dir, resume):
+def _run_stages(config, run_dir, resume, data=None):
     device = resolve_device(config.device)
-    ctx = Context(config, run_dir)
+    ctx = Context(config, run_dir, data)
     if not resume:
         _note_earlier_models(ctx)
     timings = {}
@@ -245,6 +286,11 @@ def save_models(ctx):
     folder = ctx.run_dir / "models"
     saved = _saved_models(ctx)
     todo = [m for m in ctx.config.models if m not in saved]
+    if todo:
+        # First the search these models come from: until results.json records
+        # the same, `benchmark evaluate` refuses the folder's models (a run cut
+        # short between the two would otherwise score them as the earlier run's).
+        write_json(folder / MODELS_SEARCH, to_jsonable(ctx.results["search"]))
     for model in todo:
         save_model(ctx.store.get_model(f"model-{model}"), folder, model)
         saved.append(model)
@@ -256,6 +302,8 @@ def save_models(ctx):
 # Files save_model writes for a model NAME.
 _MODEL_FILE = re.compile(r"^([^.]+)\.({})$".format("|".join(map(re.escape, MODEL_FILE_SUFFIXES))))
 _EARLIER_UNIT = "earlier-models"
+# Beside the saved models: the search stage they come from.
+MODELS_SEARCH = "search.json"
 
 
 def _note_earlier_models(ctx):
@@ -282,6 +330,8 @@ def drop_earlier_models(ctx):
     with writing():
         for f in stale:
             f.unlink()
+        if folder.is_dir() and not saved and (folder / MODELS_SEARCH).is_file():
+            (folder / MODELS_SEARCH).unlink()
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     if stale:

@@ -192,7 +192,7 @@ def test_a_damaged_results_file_is_named_not_a_traceback(tmp_path, capsys, text,
     resumed = resolve_config(out=str(tmp_path), name="run")
     with pytest.raises(ValueError, match=re.escape(
             f"{run_dir / 'config.json'} is not a readable benchmark config.json: ")):
-        runner._prepare_run_dir(resumed, resume=True)
+        runner._check_run_dir(resumed, resume=True)
 
 
 def test_bad_recipe_parameter_names_the_model(tmp_path, capsys):
@@ -550,3 +550,63 @@ def test_summary_names_the_model_the_ensemble_was_compared_with_on_a_tie():
         record["metrics"]["accuracy"]["value"] = 0.8
     evaluate["ensemble"]["best_single"] = "resnet18"
     assert "Best single model by test accuracy: **resnet18**" in render_report(results)
+
+
+def _csv_toml(tmp_path, rows):
+    """A tiny config on a labels CSV of the first ``rows`` exported faces."""
+    faces = tmp_path / "faces"
+    if not faces.exists():
+        assert main(["faces", "--export", str(faces), "--n", "200"]) == 0
+        (faces / "all.csv").write_text((faces / "labels.csv").read_text())
+    lines = (faces / "all.csv").read_text().splitlines()
+    (faces / "labels.csv").write_text("\n".join(lines[:rows + 1]) + "\n")
+    path = tmp_path / "csv.toml"
+    path.write_text(f'dataset = "csv:{faces / "labels.csv"}"\n'
+                    + TINY_TOML.replace("[synthetic]\nn_samples = 140\n", ""))
+    return path
+
+
+def test_resume_refuses_data_that_changed_on_disk(tmp_path, monkeypatch, capsys):
+    # the finished units were once reused with the changed data: one results.json
+    # mixing two datasets
+    import dataclasses
+
+    from benchmark.stages import STAGES, ordered_stages
+
+    ordered_stages()
+    late = max(STAGES.values(), key=lambda spec: spec.order)
+    monkeypatch.setitem(STAGES, late.name, dataclasses.replace(
+        late, run=lambda ctx: (_ for _ in ()).throw(KeyboardInterrupt)))
+    config = _csv_toml(tmp_path, 200)
+    assert _run(config, tmp_path / "runs") == 130
+    monkeypatch.setitem(STAGES, late.name, late)
+    _csv_toml(tmp_path, 120)
+    capsys.readouterr()
+    assert _run(config, tmp_path / "runs", "--resume") == 2
+    assert "was started on other data" in capsys.readouterr().err
+    _csv_toml(tmp_path, 200)
+    assert _run(config, tmp_path / "runs", "--resume") == 0
+
+
+def test_a_fresh_run_whose_data_fail_to_load_leaves_the_earlier_run_usable(tiny, tmp_path,
+                                                                          capsys):
+    # its state (the models `evaluate` falls back to) was once deleted first
+    assert _run(tiny, tmp_path) == 0
+    state = sorted(p.name for p in (tmp_path / "t" / "state").iterdir())
+    config = (tmp_path / "t" / "config.json").read_text()
+    assert _run(tiny, tmp_path, "--dataset", f"folder:{tmp_path / 'missing'}") == 2
+    assert sorted(p.name for p in (tmp_path / "t" / "state").iterdir()) == state
+    assert (tmp_path / "t" / "config.json").read_text() == config
+    assert main(["evaluate", str(tmp_path / "t"), "--dataset", "synthetic"]) == 0
+
+
+def test_evaluate_refuses_saved_models_of_a_run_that_did_not_finish(tiny, tmp_path, capsys):
+    assert _run(tiny, tmp_path, "--save-models") == 0
+    search = tmp_path / "t" / "models" / "search.json"
+    assert json.loads(search.read_text()) == json.loads(
+        (tmp_path / "t" / "results.json").read_text())["stages"]["search"]
+    # as a later run leaves it when cut short after saving its models
+    search.write_text(json.dumps({"cnn": {"other": "search"}}))
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "t"), "--dataset", "synthetic"]) == 2
+    assert "holds the models of a later run that did not finish" in capsys.readouterr().err
