@@ -27,6 +27,9 @@ BAD_VALUE = "{key} must be {expected}; got {value!r}."
 BAD_TOML = "Cannot read config file {path}: {reason}."
 BUDGET_WITH_GRID = ("recipes.{model}: time_budget applies to one fit, so it needs an empty "
                     "grid; set grid = {{}} or time_budget = 0.")
+HOLDOUT_WITH_GRID = ("recipes.{model}: holdout draws the learning curves of one fit, so it "
+                     "needs an empty grid (a grid's folds are its held-out data); set grid = "
+                     "{{}} or holdout = 0.")
 MISSING_CONFIG = "Config file {path} does not exist."
 CONFIG_IS_A_FOLDER = "Config file {path} is a folder; --config takes a TOML file."
 BAD_DATASET = (
@@ -337,7 +340,7 @@ class Config:
         return {"params": dict(recipe.get("params", {})),
                 "grid": {k: list(v) for k, v in recipe.get("grid", {}).items()},
                 "max_train": recipe.get("max_train"),
-                "holdout": recipe.get("holdout"),
+                "holdout": recipe.get("holdout") or None,  # 0 or false: none
                 "time_budget": recipe.get("time_budget")}
 
     def to_dict(self):
@@ -528,11 +531,13 @@ def _validate_recipes(recipes, valid_models):
                     expected=f"a table, e.g. [recipes.{model}.{part}]", value=recipe[part]))
         problems += _max_train_problems(f"recipes.{model}.max_train", recipe.get("max_train"))
         holdout = recipe.get("holdout")
-        if holdout is not None and (isinstance(holdout, bool) or not isinstance(
+        if holdout not in (None, False, 0) and (isinstance(holdout, bool) or not isinstance(
                 holdout, (int, float)) or not 0 < holdout < 0.5):
             problems.append(BAD_VALUE.format(key=f"recipes.{model}.holdout",
-                                             expected="None or a number in (0, 0.5)",
-                                             value=holdout))
+                                             expected="a number in (0, 0.5), or 0 or false "
+                                             "for none", value=holdout))
+        elif holdout and recipe.get("grid"):
+            problems.append(HOLDOUT_WITH_GRID.format(model=model))
         budget = recipe.get("time_budget")
         if budget not in (None, False, 0) and (
                 isinstance(budget, bool) or not isinstance(budget, (int, float))

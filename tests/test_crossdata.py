@@ -428,6 +428,29 @@ def test_tta_and_holdout_are_validated(tmp_path):
     toml.write_text("[recipes.cnn]\nholdout = 0.7\n")
     with pytest.raises(ValueError, match="recipes.cnn.holdout must be"):
         resolve_config(toml)
+    # 0 or false turns it off (TOML has no null); a grid has its folds instead
+    for off in ("0", "false"):
+        toml.write_text(f"[recipes.cnn]\nholdout = {off}\n")
+        assert resolve_config(toml, profile="fer2013-cpu").recipe("cnn")["holdout"] is None
+    toml.write_text("[recipes.cnn]\nholdout = 0.2\n")
+    with pytest.raises(ValueError, match="recipes.cnn: holdout draws the learning curves"):
+        resolve_config(toml)  # the quick profile's cnn has a grid
+
+
+def test_perf_times_image_loading_only_for_image_files(tmp_path):
+    # a zipped FER2013 CSV was once timed as an image folder, failing at the end
+    import zipfile
+
+    from benchmark.perf import holds_image_files
+
+    path = tmp_path / "fer2013.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fer2013.csv", "emotion,pixels,Usage\n")
+    assert not holds_image_files(path) and not holds_image_files(tmp_path / "fer2013.csv.gz")
+    images = tmp_path / "faces.zip"
+    with zipfile.ZipFile(images, "w") as zf:
+        zf.writestr("train/happy/a.png", b"")
+    assert holds_image_files(images) and holds_image_files(tmp_path)
 
 
 def test_time_budget_is_validated(tmp_path):

@@ -90,3 +90,20 @@ def test_an_unreachable_scheduler_is_named(tmp_path):
         with pytest.raises(ValueError, match="cannot reach the Dask scheduler tcp://127.0.0.1:1"):
             with cluster_for(config):
                 pass
+
+
+def test_no_cluster_starts_when_no_model_has_a_grid(tmp_path, monkeypatch):
+    # one once started for the single fits of grid-less recipes (fer2013-cpu)
+    from benchmark.__main__ import main
+    from benchmark.stages import search as search_module
+
+    def no_cluster(config):
+        raise AssertionError("a cluster started")
+
+    monkeypatch.setattr(search_module, "cluster_for", no_cluster)
+    toml = tmp_path / "nogrid.toml"
+    toml.write_text('models = ["cnn"]\nn_boot = 10\nbackend = "dask"\nexplain_per_class = 1\n'
+                    'explain_methods = ["saliency"]\n[synthetic]\nn_samples = 140\n'
+                    '[recipes.cnn]\ngrid = {}\n[recipes.cnn.params]\nmax_epochs = 1\n'
+                    'module__width = 4\nmodule__depth = 2\n')
+    assert main(["run", "--config", str(toml), "--out", str(tmp_path), "--name", "t"]) == 0

@@ -235,7 +235,9 @@ def search_stage(ctx):
     out = {}
     todo = [m for m in config.models
             if not (ctx.store.has(f"search-{m}") and ctx.store.has(f"model-{m}", "joblib"))]
-    with cluster_for(config) if todo else contextlib.nullcontext():
+    # a cluster only for grids to search (a single fit runs here)
+    searches = [m for m in todo if config.recipe(m)["grid"]]
+    with cluster_for(config) if searches else contextlib.nullcontext():
         for model in config.models:
             key = f"search-{model}"
             if model not in todo:
