@@ -392,6 +392,12 @@ def read_toml(path):
         raise ValueError(BAD_TOML.format(path=path, reason=exc)) from exc
 
 
+# Fields that hold text (or None), and what they name.
+_TEXT_FIELDS = {"out": "a folder path", "attributes": "a CSV path",
+                "attributes_note": "a sentence", "device": "a device name such as 'cpu'",
+                "scheduler": "a scheduler address such as 'tcp://HOST:8786'"}
+
+
 def _validate(values):
     """Every problem of a merged config, as one list of messages."""
     from fer_sklearn.architectures import list_architectures
@@ -412,6 +418,9 @@ def _validate(values):
     elif not isinstance(values.get("dataset_root"), (str, type(None))):
         problems.append(BAD_VALUE.format(key="dataset_root", expected="a folder path",
                                          value=values["dataset_root"]))
+    for key, expected in _TEXT_FIELDS.items():  # a number there once failed late, in a traceback
+        if not isinstance(values.get(key), (str, type(None))):
+            problems.append(BAD_VALUE.format(key=key, expected=expected, value=values[key]))
     valid_models = list_architectures()
     models = values.get("models")
     if not _is_list_of_str(models) or not models:

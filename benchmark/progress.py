@@ -73,7 +73,9 @@ class FitProgress(Callback):
         stop_if_interrupted()
         finished = [row for row in net.history if "train_loss" in row]
         loss = finished[-1]["train_loss"] if finished else float("nan")
-        log(f"  {self.label}: fit on {self.n_} images, {len(finished)} epochs, "
+        validates = getattr(net, "_validates", lambda: net.train_split is not None)()
+        held = " (a held-out part included)" if validates else ""
+        log(f"  {self.label}: fit on {self.n_} images{held}, {len(finished)} epochs, "
             f"train loss {loss:.3f}, {time.perf_counter() - self.start_:.1f} s")
 
     def __getstate__(self):

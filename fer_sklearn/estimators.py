@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from ._checks import is_real, is_whole
 from ._images import TOO_FEW_SAMPLES, as_image_array, check_fitted_images
 from ._torch_utils import (
+    BAD_PRECISION,
     bf16_supported,
     channels_last_safe,
     free_device_memory,
@@ -87,6 +88,8 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
                     "weight (e.g. {{'disgust': 3.0}}).")
 
 UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
+BAD_OPTIMIZER = ("optimizer={value!r} is not an optimizer class such as torch.optim.AdamW "
+                 "(in a config file, set it in Python or leave the default).")
 BAD_OPTIMIZER_OPTION = "{optimizer} refuses its options: {reason}"
 UNKNOWN_OPTIMIZER_OPTION = ("{optimizer} takes no option(s) {unknown} (optimizer__...); "
                             "it takes: {valid}.")
@@ -543,6 +546,15 @@ class FERClassifier(NeuralNetClassifier):
             raise ValueError(BAD_LABEL_SMOOTHING.format(value=self.label_smoothing))
 
     def _check_loss_options(self):
+        weight = self.class_weight
+        if not (weight is None or (isinstance(weight, str) and weight == "balanced") or (
+                isinstance(weight, dict) and all(is_real(v) and v >= 0
+                                                 for v in weight.values()))):
+            raise ValueError(BAD_CLASS_WEIGHT.format(value=weight))
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(BAD_PRECISION.format(precision=self.precision))
+        if not callable(self.optimizer):
+            raise ValueError(BAD_OPTIMIZER.format(value=self.optimizer))
         criterion = self.criterion
         default = isinstance(criterion, type) and issubclass(criterion, nn.CrossEntropyLoss)
         if not default and (self.label_smoothing or self.class_weight is not None):

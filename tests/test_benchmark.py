@@ -231,6 +231,27 @@ def test_a_value_of_the_wrong_type_fails_before_the_first_fit(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("line, message", [
+    # each once failed only after the first model had trained, or in a traceback
+    ("class_weight = 5", "class_weight=5 is not None, 'balanced' or a dict"),
+    ("precision = 5", "precision=5 is not one of 'auto', 'bf16', 'fp32'"),
+    ("optimizer = 5", "optimizer=5 is not an optimizer class"),
+    ('module__width = "a"', "recipes.resnet18.params:"),
+])
+def test_recipe_values_of_the_wrong_type_fail_before_the_first_fit(tmp_path, capsys, line,
+                                                                   message):
+    bad = tmp_path / "bad.toml"
+    section = "[recipes.resnet18.params]\nmax_epochs = 1\nmodule__width = 4"
+    assert section in TINY_TOML
+    width = "" if line.startswith("module__width") else "\nmodule__width = 4"
+    bad.write_text(TINY_TOML.replace(
+        section, f"[recipes.resnet18.params]\nmax_epochs = 1\n{line}{width}"))
+    assert _run(bad, tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_after_a_crash_between_models_recomputes_nothing(tiny, tmp_path, monkeypatch):
     clean = tmp_path / "clean"
     assert _run(tiny, clean) == 0
@@ -502,6 +523,8 @@ def test_a_dataset_of_one_class_is_refused_before_training(tmp_path, capsys):
     ("seed = -1", "seed"), ("n_jobs = 0", "n_jobs"), ('explain_methods = ["random"]', "explain_methods"),
     ("explain_methods = []", "explain_methods"), ('[recipes.cnn]\nmax_train = "100"', "max_train"),
     ("[recipes.cnn]\nmax_train = 3", "recipes.cnn.max_train"),
+    # text fields given a number once failed late, in a traceback
+    ("out = 5", "out"), ("attributes = 5", "attributes"), ("device = 1", "device"),
 ])
 def test_values_that_would_fail_late_are_config_errors(tmp_path, line, key):
     path = tmp_path / "c.toml"

@@ -462,8 +462,13 @@ def test_time_budget_is_validated(tmp_path):
     toml.write_text("[recipes.cnn]\ntime_budget = 60\n[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
     with pytest.raises(ValueError, match="time_budget applies to one fit"):
         resolve_config(toml)
-    # A profile's budget can be turned off, and then a grid is allowed.
+    # A profile's budget (and held-out part) can be turned off, and then a grid
+    # is allowed; the held-out part was once ignored beside a grid without a word.
     toml.write_text("[recipes.cnn]\ntime_budget = 0\n[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
+    with pytest.raises(ValueError, match="holdout draws the learning curves of one fit"):
+        resolve_config(toml, dataset="fer2013:x.zip", profile="fer2013-cpu")
+    toml.write_text("[recipes.cnn]\ntime_budget = 0\nholdout = 0\n"
+                    "[recipes.cnn.grid]\nlr = [1e-3, 3e-3]\n")
     config = resolve_config(toml, dataset="fer2013:x.zip", profile="fer2013-cpu")
     assert config.recipe("cnn")["grid"] == {"lr": [1e-3, 3e-3]}
     # Only an empty grid replaces; other empty tables leave the profile's values.

@@ -13,7 +13,7 @@ from skorch.dataset import ValidSplit
 from fer_sklearn import FERClassifier
 from fer_sklearn._hints import did_you_mean
 from fer_sklearn._training import epochs_that_fit, small_epochs
-from fer_sklearn.architectures import get_spec
+from fer_sklearn.architectures import create, get_spec
 from fer_sklearn.reporting.markdown import budget_text
 
 from ..parallel import cluster_for, fits_on
@@ -93,7 +93,9 @@ def check_recipes(config):
                 break
             try:
                 est.check_params()  # wrong types too (max_epochs = "2"), before any fit
-            except ValueError as exc:
+                if est.module is None:  # options of the wrong type (width = "a")
+                    create(est.architecture, **est.get_params_for("module"))
+            except (ValueError, TypeError) as exc:
                 problems.append(BAD_PARAM.format(model=model, part=part, reason=exc))
                 break
     if problems:
