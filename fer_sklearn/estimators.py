@@ -89,7 +89,7 @@ BAD_CLASS_WEIGHT = ("class_weight={value!r} is not None, 'balanced' or a dict of
 
 UNKNOWN_AUGMENT = "Unknown augmentation option(s) {unknown}; valid: {valid}."
 BAD_OPTIMIZER = ("optimizer={value!r} is not an optimizer class such as torch.optim.AdamW "
-                 "(in a config file, set it in Python or leave the default).")
+                 "(in a config file, its import path: optimizer = \"torch.optim.SGD\").")
 BAD_OPTIMIZER_OPTION = "{optimizer} refuses its options: {reason}"
 UNKNOWN_OPTIMIZER_OPTION = ("{optimizer} takes no option(s) {unknown} (optimizer__...); "
                             "it takes: {valid}.")

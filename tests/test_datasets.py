@@ -205,6 +205,7 @@ def test_image_folder_class_layout_and_zip_with_single_root(tmp_path):
     bunch = load_image_folder(zpath)
     assert len(bunch.data) == 12
     assert bunch.report["root_folder"] == "fer2013"
+    assert bunch.report["empty_folders"] == []
     assert bunch.report["hidden_files"] == 1
     assert bunch.report["ignored_files"] == ["fer2013/train/anger/notes.txt"]
     assert all(s.startswith(("train/", "PublicTest/")) for s in bunch.frame["source"])
@@ -725,11 +726,13 @@ def test_zip_member_names_with_a_dot_or_slash_prefix_load(tmp_path):
             buf = io.BytesIO()
             Image.fromarray(_faces(1)[0]).save(buf, format="PNG")
             zf.writestr(f"./fer2013/train/{folder}/{i}.png", buf.getvalue())
-            zf.writestr(f"./fer2013/test/{folder}/{i}.png", buf.getvalue())
+            zf.writestr(f"//fer2013/test/{folder}/{i}.png", buf.getvalue())
+        zf.writestr("./", b"")  # the folder entry bsdtar writes
     bunch = load_image_folder(path, cache=False)
     assert sorted(bunch.frame["source"]) == ["test/happy/0.png", "test/sad/1.png",
                                              "train/happy/0.png", "train/sad/1.png"]
     assert bunch.report["root_folder"] == "fer2013"
+    assert bunch.report["empty_folders"] == []
 
 
 def test_attribute_values_spelled_na_or_none_are_groups(tmp_path):
@@ -766,3 +769,26 @@ def test_rerooting_ignores_absolute_paths_that_exist_here(tmp_path):
                    "/content/drive/fer/sadness/sad0.png,sad\n")
     bunch = load_labels_csv(csv, root=tmp_path / "imgs", cache=False)
     assert bunch.target.tolist() == ["angry", "happy", "sad"]
+
+    # where the paths that exist here are a whole class, the folder above the
+    # missing ones is still the one to re-root
+    old = tmp_path / "old" / "ds"
+    _folder_tree(old, split_layout=False)
+    _folder_tree(tmp_path / "new" / "ds", split_layout=False)
+    csv.write_text("image_path,label\n"
+                   f"{old / 'anger' / 'angry0.png'},angry\n"
+                   f"{tmp_path / 'gone' / 'ds' / 'sadness' / 'sad0.png'},sad\n"
+                   f"{tmp_path / 'gone' / 'ds' / 'sadness' / 'sad1.png'},sad\n"
+                   f"{tmp_path / 'gone' / 'ds' / 'happiness' / 'happy1.png'},happy\n")
+    bunch = load_labels_csv(csv, root=tmp_path / "new" / "ds", cache=False)
+    assert bunch.target.tolist() == ["angry", "sad", "sad", "happy"]
+    # and where they share a deeper folder with the missing ones, that one
+    import shutil
+
+    shutil.rmtree(old / "sadness")
+    csv.write_text("image_path,label\n"
+                   f"{old / 'anger' / 'angry0.png'},angry\n"
+                   f"{old / 'sadness' / 'sad0.png'},sad\n"
+                   f"{old / 'sadness' / 'sad1.png'},sad\n")
+    bunch = load_labels_csv(csv, root=tmp_path / "new" / "ds", cache=False)
+    assert bunch.target.tolist() == ["angry", "sad", "sad"]  # all three found

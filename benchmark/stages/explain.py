@@ -231,8 +231,8 @@ def _section(results):
              "more faithful; `random` is the baseline order)."
              + (" Inside: share of positive attribution on the pixels that carry the "
                 "expression (grown by 2 px); pointing: share of faces whose top pixel is "
-                "there" + (", each face explained for its true class (a face the model "
-                           "misreads is explained again for it)"
+                "there" + ("; both score each face's map for its true class (a face the "
+                           "model misreads is explained again for it, outside the *s* column)"
                            if _localises_true_class(ex) else "")
                 + ". A random map scores, on average, the regions' area share on both "
                 f"({pct(ex['models'][models[0]]['methods']['random']['localisation']['area'], 0)}%; "

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.dataset import ValidSplit
@@ -94,7 +95,8 @@ def check_recipes(config):
             try:
                 est.check_params()  # wrong types too (max_epochs = "2"), before any fit
                 if est.module is None:  # options of the wrong type (width = "a")
-                    create(est.architecture, **est.get_params_for("module"))
+                    with torch.device("meta"):  # the shapes alone: no weights allocated
+                        create(est.architecture, **est.get_params_for("module"))
             except (ValueError, TypeError) as exc:
                 problems.append(BAD_PARAM.format(model=model, part=part, reason=exc))
                 break

@@ -44,7 +44,7 @@ def _member_path(name):
     """A zip member's name as a relative posix path: some Windows tools write
     backslashes, some archivers a leading ``./`` or ``/``."""
     path = PurePosixPath(name.replace("\\", "/"))
-    relative = "/".join(part for part in path.parts if part not in ("/", "."))
+    relative = "/".join(part for part in path.parts if part.strip("/") not in ("", "."))
     return relative + "/" if name.endswith(("/", "\\")) and relative else relative
 
 
@@ -72,8 +72,8 @@ def _list_entries(path):
         members = sorted((_member_path(i.filename), i.filename)
                          for i in infos if not i.is_dir())
         names = [rel for rel, _ in members]
-        empty = _empty_folders([_member_path(i.filename).rstrip("/")
-                                for i in infos if i.is_dir()], names)
+        empty = _empty_folders([f for f in (_member_path(i.filename).rstrip("/")
+                                            for i in infos if i.is_dir()) if f], names)
         bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except ZIP_READ_ERRORS as exc:
         if zf is not None:

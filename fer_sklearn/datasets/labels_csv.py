@@ -54,20 +54,32 @@ def _is_absolute(path):
     return PurePath(path).is_absolute() or PureWindowsPath(path).is_absolute()
 
 
+def _common_folder(paths):
+    """The deepest folder holding every path, or None for none or mixed styles."""
+    if not paths:
+        return None
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in paths])
+    except ValueError:  # POSIX and Windows paths mixed: nothing to re-root by
+        return None
+
+
 def _resolve(paths, base, root):
     """Absolute paths: replace their common folder by ``root``; relative: from base.
     Surrounding spaces are dropped and backslashes read as folder separators."""
     paths = [str(p).strip().replace("\\", "/") for p in paths]
     flags = [_is_absolute(p) for p in paths]
-    # the folder to re-root: common to the absolute paths missing here (those
-    # that exist are read as they are)
-    absolute = [p for p, a in zip(paths, flags) if a and not Path(p).exists()]
-    prefix = None
-    if absolute:
-        try:
-            prefix = os.path.commonpath([os.path.dirname(p) for p in absolute])
-        except ValueError:  # POSIX and Windows paths mixed: nothing to re-root by
-            prefix = None
+    # The folder to re-root: common to every absolute path, or to those missing
+    # here (paths that exist here are read as they are, and may sit elsewhere),
+    # whichever finds more of the missing files under ``root``.
+    absolute = [p for p, a in zip(paths, flags) if a]
+    missing = [p for p in absolute if not Path(p).exists()]
+    candidates = [c for c in dict.fromkeys([_common_folder(absolute), _common_folder(missing)])
+                  if c is not None]
+    prefix = candidates[0] if candidates else None
+    if root is not None and len(candidates) > 1:
+        prefix = max(candidates, key=lambda c: sum(
+            (Path(root) / os.path.relpath(p, c)).exists() for p in missing))
     out = []
     for p, a in zip(paths, flags):
         if a:
