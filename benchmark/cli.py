@@ -31,6 +31,9 @@ _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _WRITE_ERRNOS = _FULL_ERRNOS | {errno.EROFS}
 INTERRUPTED = ("Interrupted. Finished units are saved in {run_dir}; continue with the same "
                "command plus --resume.")
+INTERRUPTED_EARLY = ("Interrupted while the data were loading, before this run changed "
+                     "anything in {run_dir}; start it again.")
+INTERRUPTED_COMMAND = "Interrupted; every file is written whole or not at all, so none is half-written."
 
 
 def _flags(args):
@@ -41,6 +44,9 @@ def cmd_run(args):
     config = resolve_config(args.config_file, **_flags(args))
     try:
         runner.run(config, resume=args.resume)
+    except runner.InterruptedBeforeStart:
+        print(INTERRUPTED_EARLY.format(run_dir=config.run_dir), file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(INTERRUPTED.format(run_dir=config.run_dir), file=sys.stderr)
         return 130
@@ -103,6 +109,9 @@ def main(args):
                 "evaluate": cmd_evaluate, "perf": cmd_perf}
     try:
         return commands[args.command](args)
+    except KeyboardInterrupt:  # `run` says more itself
+        print(INTERRUPTED_COMMAND, file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -102,6 +102,10 @@ def environment(device):
     return {"versions": versions, "hardware": hardware, "device": device}
 
 
+class InterruptedBeforeStart(KeyboardInterrupt):
+    """Ctrl-C while the data loaded: the run folder is as it was."""
+
+
 def _check_run_dir(config, resume):
     """Refuse a folder that is not a run, or a --resume of another configuration,
     before anything is loaded or written."""
@@ -198,7 +202,10 @@ def run(config: Config, resume=False):
     check_recipes(config)  # a typo fails now, not after the first models have trained
     _check_run_dir(config, resume)
     log(f"data: loading {config.dataset}")
-    data = load(config)
+    try:
+        data = load(config)
+    except KeyboardInterrupt:
+        raise InterruptedBeforeStart from None
     run_dir = _prepare_run_dir(config, resume, data_fingerprint(data))
     # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
     # stops the run: the store refuses to record anything after it.

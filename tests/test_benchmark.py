@@ -633,3 +633,23 @@ def test_evaluate_refuses_saved_models_of_a_run_that_did_not_finish(tiny, tmp_pa
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "t"), "--dataset", "synthetic"]) == 2
     assert "holds the models of a later run that did not finish" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_any_command_is_one_line_that_says_what_is_left(tiny, tmp_path,
+                                                                   monkeypatch, capsys):
+    # evaluate, faces and perf once printed a KeyboardInterrupt traceback; a run
+    # stopped while its data loaded once suggested --resume of work it had not done
+    from benchmark import crossdata
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crossdata, "evaluate_run", interrupt)
+    assert main(["evaluate", str(tmp_path), "--dataset", "synthetic"]) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted; every file is written whole" in err and "Traceback" not in err
+    monkeypatch.setattr(runner, "load", interrupt)
+    assert _run(tiny, tmp_path) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted while the data were loading" in err and "--resume" not in err
+    assert not (tmp_path / "t").exists()
