@@ -57,16 +57,24 @@ TOO_FEW = ("{dataset} has only {n} images of the models' classes in {which}; at 
 _SPLIT_PREFERENCE = ("test", "validation")
 
 
+def _same_search(path, what, results, key=None):
+    """Whether the JSON file ``path`` (its ``key`` entry, if given) records the
+    search that ``results`` describe; a missing or damaged file does not."""
+    try:
+        recorded = read_run_json(path, what)
+    except ValueError:
+        return False
+    if key is not None:
+        recorded = recorded.get(key)
+    return recorded == results.get("stages", {}).get("search")
+
+
 def _state_is_this_runs(run_dir, results):
     """Whether ``state/`` still holds the models of the run ``results`` describe:
     a fresh run into the same folder, stopped before its end, replaces them
     while the earlier results stay."""
-    search = run_dir / "state" / "stage-search.json"
-    try:
-        unit = read_run_json(search, "state unit")
-    except ValueError:  # missing or damaged: nothing shows the models are this run's
-        return False
-    return unit.get("result") == results.get("stages", {}).get("search")
+    return _same_search(run_dir / "state" / "stage-search.json", "state unit", results,
+                        key="result")
 
 
 def _saved_are_this_runs(run_dir, results):
@@ -76,13 +84,7 @@ def _saved_are_this_runs(run_dir, results):
     from .runner import MODELS_SEARCH
 
     path = run_dir / "models" / MODELS_SEARCH
-    if not path.is_file():
-        return True
-    try:
-        search = read_run_json(path, "models/search.json")
-    except ValueError:
-        return False
-    return search == results.get("stages", {}).get("search")
+    return not path.is_file() or _same_search(path, "models/search.json", results)
 
 
 def _models(run_dir, names, results):

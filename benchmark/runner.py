@@ -130,7 +130,7 @@ def data_fingerprint(d):
     group attributes (a dataset file changed on disk changes it)."""
     h = hashlib.sha256()
     for array in (d.X_train, d.X_test):
-        h.update(np.ascontiguousarray(array).tobytes())
+        h.update(memoryview(np.ascontiguousarray(array)))  # no copy
     for labels in (d.y_train, d.y_test):
         h.update("\x1f".join(map(str, labels)).encode())
     for frame in (d.frame_train, d.frame_test):

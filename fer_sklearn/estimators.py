@@ -527,7 +527,7 @@ class FERClassifier(NeuralNetClassifier):
     def _check_params(self):
         self._check_family()
         self._check_scalars()
-        self._check_loss_options()
+        self._check_choices()
         self._check_callback_params()
         if self.module is None:
             check_options(self.architecture, self.get_params_for("module"))
@@ -545,7 +545,9 @@ class FERClassifier(NeuralNetClassifier):
         if not (is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise ValueError(BAD_LABEL_SMOOTHING.format(value=self.label_smoothing))
 
-    def _check_loss_options(self):
+    def _check_choices(self):
+        """Values from a fixed set, or of a fixed kind: class weights, precision,
+        optimizer, and loss options only with the default loss."""
         weight = self.class_weight
         if not (weight is None or (isinstance(weight, str) and weight == "balanced") or (
                 isinstance(weight, dict) and all(is_real(v) and v >= 0
