@@ -80,7 +80,7 @@ def build_parser():
                     "accuracy and loading times. Writes OUT/perf.md and OUT/perf.json.")
     perf.add_argument("--dataset", help="fer2013:PATH for the FER2013 sections "
                                         "(default: synthetic faces, speed only)")
-    perf.add_argument("--out", default="reports/perf-cpu", help="default: reports/perf-cpu")
+    perf.add_argument("--out", help="default: reports/perf-DEVICE (reports/perf-cpu, reports/perf-cuda)")
     perf.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     perf.add_argument("--models", type=_models, help="default: cnn,resnet18,densenet_bc")
     perf.add_argument("--epochs", type=int, default=6,

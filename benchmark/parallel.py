@@ -32,10 +32,19 @@ NO_SCHEDULER = ("cannot reach the Dask scheduler {scheduler}: {reason} Is it run
                 "the address (tcp://HOST:PORT) right?")
 
 
+def usable_cpus():
+    """The CPUs this process may run on: its affinity mask (a container's or
+    ``taskset``'s share) where the OS has one, else every CPU."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def dask_client(scheduler=None, n_workers=None):
     """A ``distributed.Client``: connected to ``scheduler`` when given, else to a
-    new ``LocalCluster`` of one single-threaded worker process per core."""
+    new ``LocalCluster`` of one single-threaded worker process per usable core."""
     distributed = _distributed()
     if scheduler:
         log(f"dask: connecting to {scheduler}")
@@ -46,7 +55,7 @@ def dask_client(scheduler=None, n_workers=None):
         with client:
             yield client
         return
-    n_workers = n_workers or os.cpu_count() or 1
+    n_workers = n_workers or usable_cpus()
     log(f"dask: starting a local cluster of {n_workers} single-threaded workers")
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                   processes=True, host="127.0.0.1",

@@ -374,8 +374,14 @@ def load_times(path):
 # --------------------------------------------------------------------------- #
 # The command
 # --------------------------------------------------------------------------- #
-def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epochs=6):
-    """Measure everything, write ``perf.json`` and ``perf.md`` under ``out``."""
+def default_out(device):
+    """``reports/perf-cpu`` or ``reports/perf-cuda``: figures of one kind of device."""
+    return f"reports/perf-{torch.device(device or 'cpu').type}"
+
+
+def run(dataset=None, out=None, device="cpu", models=FAMILIES, epochs=6):
+    """Measure everything, write ``perf.json`` and ``perf.md`` under ``out``
+    (None: ``reports/perf-cpu``, ``reports/perf-cuda``, after the device)."""
     from .config import resolve_config
     from .stages.data import load
 
@@ -386,6 +392,7 @@ def run(dataset=None, out="reports/perf-cpu", device="cpu", models=FAMILIES, epo
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(BAD_EPOCHS.format(value=epochs))
     device = resolve_device(device)  # "auto" to what is there; a bad name, before any work
+    out = default_out(device) if out is None else out
     precisions = _precisions(device)
     if "bf16" not in precisions:
         log(f"perf: {device} has no fast bfloat16 (no AVX512-BF16/AMX or CUDA bf16): "

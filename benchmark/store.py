@@ -62,8 +62,10 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; move it into place only on success.
 
     A crash or an exception inside the block leaves ``path`` as it was (absent
-    or the previous complete version) and removes the temporary file. An
-    ``OSError`` comes out as :class:`WriteError`.
+    or the previous complete version) and removes the temporary file. The new
+    file is synced to disk before it replaces the old one, so a power cut
+    cannot leave an empty file in its place either. An ``OSError`` comes out
+    as :class:`WriteError`.
     """
     path = Path(path)
     with writing():
@@ -76,11 +78,23 @@ def atomic_path(path):
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
+            _sync(tmp)  # on disk before it replaces the earlier version
             os.replace(tmp, path)
+            if os.name == "posix":  # and the rename too
+                _sync(path.parent)
         except BaseException:
             with _ignore_missing():
                 os.unlink(tmp)
             raise
+
+
+def _sync(path):
+    """``fsync`` a file or (POSIX) a folder, so a power cut cannot undo a write."""
+    fd = os.open(path, os.O_RDONLY if os.path.isdir(path) else os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

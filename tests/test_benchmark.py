@@ -421,6 +421,33 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_atomic_path_syncs_the_new_file_before_it_replaces_the_old(tmp_path, monkeypatch):
+    # Without the sync a power cut after the rename can leave an empty file.
+    from benchmark import store
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    monkeypatch.setattr(store.os, "replace", replace)
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    new = target.stat().st_ino  # the temporary file, renamed
+    assert events.index(("fsync", new)) < events.index(("replace", new))
+    assert events[-1] == ("fsync", tmp_path.stat().st_ino)
+    assert target.read_text() == "new"
+
+
 def test_same_seed_gives_identical_metrics(tiny, tmp_path):
     assert _run(tiny, tmp_path / "a") == 0
     assert _run(tiny, tmp_path / "b") == 0

@@ -107,3 +107,30 @@ def test_no_cluster_starts_when_no_model_has_a_grid(tmp_path, monkeypatch):
                     '[recipes.cnn]\ngrid = {}\n[recipes.cnn.params]\nmax_epochs = 1\n'
                     'module__width = 4\nmodule__depth = 2\n')
     assert main(["run", "--config", str(toml), "--out", str(tmp_path), "--name", "t"]) == 0
+
+
+def test_a_local_cluster_starts_one_worker_per_cpu_the_process_may_use(monkeypatch):
+    # In a container or under taskset, os.cpu_count() counts CPUs it cannot use.
+    from benchmark import parallel
+
+    started = {}
+
+    class Fake:
+        def __init__(self, *args, **kwargs):
+            started.setdefault("n_workers", kwargs.get("n_workers"))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(parallel, "_distributed",
+                        lambda: type("distributed", (), {"LocalCluster": Fake, "Client": Fake}))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    with parallel.dask_client():
+        pass
+    assert started["n_workers"] == 1
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert parallel.usable_cpus() == 64

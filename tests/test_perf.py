@@ -51,6 +51,16 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     assert "convergence" not in results  # synthetic data: no FER2013 sections
 
 
+def test_perf_writes_by_default_to_the_folder_of_its_device(monkeypatch):
+    # A CUDA measurement must not overwrite the committed CPU figures.
+    assert perf.default_out("cpu") == "reports/perf-cpu"
+    assert perf.default_out("cuda:1") == "reports/perf-cuda"
+    seen = {}
+    monkeypatch.setattr(perf, "run", lambda **kwargs: seen.update(kwargs))
+    assert main(["perf", "--models", "cnn"]) == 0
+    assert seen["out"] is None and seen["device"] == "cpu"
+
+
 def test_perf_rejects_models_without_a_quick_recipe(capsys):
     assert main(["perf", "--models", "mobilenet_v3_small"]) == 2
     assert ("there is none for mobilenet_v3_small. Choose from cnn, resnet18, densenet_bc"
