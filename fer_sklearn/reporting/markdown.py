@@ -147,7 +147,9 @@ def _summary(results):
         text.append(f"The ensemble averages the probabilities of {', '.join(ens['members'])}; "
                     f"against {ens['best_single']} alone it is right on {test['only_a']} test "
                     f"images that model gets wrong and wrong on {test['only_b']} it gets right "
-                    f"(McNemar {p_equals(test['p_value'])}).")
+                    f"(McNemar {p_equals(test['p_value'])}). {ens['best_single']} was chosen "
+                    "as the best member on these same test images, which favours it; this "
+                    "test is not among the Holm-adjusted pairs.")
     text.append("")
     if str(results["config"]["dataset"]).startswith("fer2013"):
         text += _fer2013_references()
