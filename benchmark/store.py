@@ -5,7 +5,7 @@ import os
 import signal
 import tempfile
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import joblib
@@ -80,8 +80,9 @@ def atomic_path(path):
             os.chmod(tmp, 0o666 & ~umask)
             _sync(tmp)  # on disk before it replaces the earlier version
             os.replace(tmp, path)
-            if os.name == "posix":  # and the rename too
-                _sync(path.parent)
+            if os.name == "posix":  # and the rename too, where the filesystem can
+                with suppress(OSError):  # (some network filesystems refuse folders)
+                    _sync(path.parent)
         except BaseException:
             with _ignore_missing():
                 os.unlink(tmp)

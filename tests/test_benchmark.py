@@ -446,6 +446,17 @@ def test_atomic_path_syncs_the_new_file_before_it_replaces_the_old(tmp_path, mon
     assert events.index(("fsync", new)) < events.index(("replace", new))
     assert events[-1] == ("fsync", tmp_path.stat().st_ino)
     assert target.read_text() == "new"
+    # a folder the filesystem cannot sync does not fail a write that is done
+
+    def no_folder_sync(fd):
+        if os.fstat(fd).st_ino == tmp_path.stat().st_ino:
+            raise OSError(22, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", no_folder_sync)
+    with atomic_path(target) as tmp:
+        tmp.write_text("newer")
+    assert target.read_text() == "newer"
 
 
 def test_same_seed_gives_identical_metrics(tiny, tmp_path):
