@@ -47,7 +47,7 @@ from fer_sklearn.reporting.markdown import table
 
 from .config import _QUICK_RECIPES
 from .progress import log
-from .stages.data import _zip_holds_csv
+from .stages.data import fer2013_is_csv
 from .store import write_json, write_text
 
 NO_PERF_RECIPE = ("perf times the quick profile's recipes; there is none for {unknown}. "
@@ -337,13 +337,6 @@ def curve(model, X, y, X_val, y_val, device, precision, epochs):
     return rows
 
 
-def holds_image_files(path):
-    """Whether a fer2013 dataset path is image files (a folder or a zip of
-    them), not the FER2013 CSV (plain, compressed or zipped)."""
-    name = Path(path).name.lower()
-    return ".csv" not in name and not (name.endswith(".zip") and _zip_holds_csv(path))
-
-
 def load_times(path):
     """Cold decode (no cache), first cached load (decode + write), warm reload."""
     import os
@@ -454,7 +447,7 @@ def run(dataset=None, out=None, device="cpu", models=FAMILIES, epochs=6):
             "bf16_over_fp32_full_epochs": curves["fp32"][-1]["train_s"]
             / curves["bf16"][-1]["train_s"] if both else None,
         }
-        if holds_image_files(config.dataset_path):
+        if not fer2013_is_csv(config.dataset_path):
             log("perf: FER2013 images, cold and warm")
             results["loading"] = load_times(config.dataset_path)
     results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

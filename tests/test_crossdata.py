@@ -441,16 +441,16 @@ def test_perf_times_image_loading_only_for_image_files(tmp_path):
     # a zipped FER2013 CSV was once timed as an image folder, failing at the end
     import zipfile
 
-    from benchmark.perf import holds_image_files
+    from benchmark.stages.data import fer2013_is_csv
 
     path = tmp_path / "fer2013.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("fer2013.csv", "emotion,pixels,Usage\n")
-    assert not holds_image_files(path) and not holds_image_files(tmp_path / "fer2013.csv.gz")
+    assert fer2013_is_csv(path) and fer2013_is_csv(tmp_path / "fer2013.csv.gz")
     images = tmp_path / "faces.zip"
     with zipfile.ZipFile(images, "w") as zf:
         zf.writestr("train/happy/a.png", b"")
-    assert holds_image_files(images) and holds_image_files(tmp_path)
+    assert not fer2013_is_csv(images) and not fer2013_is_csv(tmp_path)
 
 
 def test_time_budget_is_validated(tmp_path):

@@ -74,8 +74,7 @@ def load_bunch(config, size=None):
         return make_synthetic_faces(return_masks=True, **options)
     files = {"size": size} if size is not None else {}
     if kind == "fer2013":
-        name = Path(path).name.lower()
-        if ".csv" in name or (name.endswith(".zip") and _zip_holds_csv(path)):
+        if fer2013_is_csv(path):
             if size not in (None, 48):
                 raise ValueError(FIXED_SIZE.format(dataset=config.dataset, size=size))
             return load_fer2013_csv(path)
@@ -83,6 +82,13 @@ def load_bunch(config, size=None):
     if kind == "folder":
         return load_image_folder(path, **files)
     return load_labels_csv(path, root=config.dataset_root, **files)
+
+
+def fer2013_is_csv(path):
+    """Whether a ``fer2013:`` path is FER2013's CSV (plain, compressed or zipped),
+    not image files (a folder, or a zip of them)."""
+    name = Path(path).name.lower()
+    return ".csv" in name or (name.endswith(".zip") and _zip_holds_csv(path))
 
 
 def _zip_holds_csv(path):
