@@ -353,7 +353,8 @@ class FERClassifier(NeuralNetClassifier):
 
         Every value is checked as ``fit`` checks it before anything changes.
         On a fitted model, new ``module__``/``criterion__`` options or a new
-        ``architecture`` rebuild the network (untrained) as skorch does; new
+        ``architecture`` rebuild the network (untrained) as skorch does, from
+        the weights a fresh fit with the same ``random_state`` starts from; new
         ``optimizer``/``optimizer__`` options, ``label_smoothing``,
         ``class_weight``, ``precision`` and ``channels_last`` apply to the next
         ``partial_fit`` (or ``warm_start`` fit) and, for the last two, to
@@ -369,7 +370,11 @@ class FERClassifier(NeuralNetClassifier):
         groups = [{k: v for k, v in g.items() if k != "params"}
                   for g in self.optimizer_.param_groups]
         try:
-            self._set_initialized_params(dict(kwargs))
+            # A rebuilt network starts from the weights a fresh fit with the
+            # same random_state would draw; the caller's random streams stay.
+            with self._resolved_device() as device, seeded(seed_from(self.random_state),
+                                                           device):
+                self._set_initialized_params(dict(kwargs))
             if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
                     self, "label_encoder_"):
                 # The loss is built from these at initialisation: rebuild it, so

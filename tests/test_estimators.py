@@ -769,6 +769,30 @@ def test_options_of_a_fitted_model_can_change_with_device_auto(faces):
     assert clf.fit(X, y).predict(X[:3]).shape == (3,)
 
 
+class _InitialWeights(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.state = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def test_a_rebuilt_network_starts_where_a_fresh_fit_starts(faces):
+    # A rebuild by set_params draws its weights from the random_state, as a
+    # fresh fit does, and leaves the caller's random stream alone.
+    X, y = faces
+    rebuilt = []
+    for _ in range(2):
+        clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1,
+                            random_state=0).fit(X, y)
+        stream = torch.random.get_rng_state()
+        clf.set_params(module__width=6)
+        assert torch.equal(torch.random.get_rng_state(), stream)
+        rebuilt.append(clf.module_.state_dict())
+    start = _InitialWeights()
+    CNNClassifier(module__width=6, module__depth=2, max_epochs=1, random_state=0,
+                  callbacks=[("start", start)]).fit(X, y)
+    for key, value in start.state.items():
+        assert torch.equal(rebuilt[0][key], value) and torch.equal(rebuilt[1][key], value)
+
+
 def test_a_network_option_the_rebuild_rejects_leaves_every_parameter_as_it_was(faces):
     X, y = faces
     clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
