@@ -26,6 +26,7 @@ from skorch.callbacks import (
     PrintLog,
 )
 from skorch.dataset import ValidSplit, unpack_data
+from skorch.exceptions import DeviceWarning
 from skorch.utils import to_tensor
 from torch import nn
 from torch.nn import functional as F
@@ -466,9 +467,14 @@ class FERClassifier(NeuralNetClassifier):
         requested = state.get("device")
         if str(requested) == "auto":
             state["device"] = resolve_device("auto")
-        super().__setstate__(state)
-        if str(requested) == "auto":
-            self.__dict__["device"] = "auto"
+        with warnings.catch_warnings():
+            # skorch warns that device=None becomes "cpu"; here it stays None.
+            warnings.filterwarnings("ignore", category=DeviceWarning)
+            super().__setstate__(state)
+        if requested is None or str(requested) == "auto":
+            # skorch loads onto a real device (None: the CPU) and records it;
+            # the parameter stays what the user set.
+            self.__dict__["device"] = requested
         if getattr(self, "amp_dtype_", None) is not None and not bf16_supported(
             resolve_device(self.device), emulated=self.precision == "bf16"
         ):

@@ -91,6 +91,19 @@ def test_pickle_and_joblib_round_trip(family, faces, tmp_path):
     assert loaded.get_params()["device"] == "auto"
 
 
+@pytest.mark.parametrize("device", [None, "cpu", "auto"])
+def test_a_pickled_model_keeps_its_device_parameter(faces, device):
+    # device=None (skorch: move nothing) used to come back as "cpu".
+    X, y = faces
+    est = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, device=device,
+                        random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = pickle.loads(pickle.dumps(est))
+    assert again.get_params()["device"] == device
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
 def test_family_classes_default_to_their_family_and_reject_others(faces):
     assert CNNClassifier().architecture == "cnn"
     assert ResNetClassifier().architecture == "resnet18"
