@@ -3,7 +3,9 @@
 Every key a config file may set is a field of :class:`Config`; profiles are
 named bundles of such fields (:data:`PROFILES`). Model recipes (estimator
 parameters and the grid the search stage explores) live under ``recipes``,
-keyed by registry name, and merge key by key across the layers.
+keyed by registry name; their ``params`` merge key by key across the layers,
+while a ``grid``, or a parameter whose value is a table, replaces the earlier
+layer's whole.
 """
 
 import copy
@@ -354,15 +356,20 @@ FIELDS = tuple(f.name for f in fields(Config))
 _PROFILE_KEYS = ("description",) + FIELDS
 
 
-def _merge(base, update):
-    """Recursive dict merge: mappings merge key by key, anything else replaces.
+def _merge(base, update, path=()):
+    """Recursive dict merge of config layers: tables merge key by key down to a
+    recipe's ``params``, anything else replaces.
 
-    An empty ``grid`` replaces too, so ``grid = {}`` clears a profile's grid."""
+    A recipe's ``grid`` is one search space and replaces the earlier layer's
+    whole (``grid = {}`` clears it); a parameter whose value is a table (such
+    as ``class_weight``) replaces the earlier value whole too.
+    """
     out = copy.deepcopy(base)
     for key, value in update.items():
-        clears = key == "grid" and not value
-        if isinstance(value, dict) and not clears and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        inside_params = len(path) == 3 and path[0] == "recipes" and path[2] == "params"
+        replaces = inside_params or (len(path) == 2 and path[0] == "recipes" and key == "grid")
+        if isinstance(value, dict) and not replaces and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, (*path, key))
         else:
             out[key] = copy.deepcopy(value)
     return out

@@ -99,6 +99,25 @@ def test_config_precedence_defaults_profile_file_flags(tmp_path):
     assert seed.recipe("seed_resnet")["params"]["lr"] == 3e-4
 
 
+def test_a_file_grid_or_table_valued_parameter_replaces_the_profiles(tmp_path):
+    # They used to merge key by key: a grid of lr beside the profile's grid of
+    # module__dropout searched both, and class_weight = {neutral = 2.0} kept
+    # the profile's disgust weight.
+    path = tmp_path / "c.toml"
+    path.write_text("[recipes.cnn.grid]\nlr = [0.001, 0.01]\n"
+                    "[recipes.cnn.params]\nclass_weight = {neutral = 2.0}\n")
+    config = resolve_config(path)
+    assert PROFILES["quick"]["recipes"]["cnn"]["grid"] == {"module__dropout": [0.1, 0.3]}
+    assert config.recipe("cnn")["grid"] == {"lr": [0.001, 0.01]}
+    assert config.recipe("cnn")["params"]["class_weight"] == {"neutral": 2.0}
+    assert config.recipe("cnn")["params"]["max_epochs"] == 8  # params still merge
+    assert config.recipe("resnet18")["grid"] == {"lr": [1e-3, 3e-3]}  # other recipes stay
+    path.write_text("[recipes.cnn.params]\nclass_weight = {neutral = 2.0}\n")
+    fer = resolve_config(path, profile="fer2013-cpu")
+    assert fer.recipe("cnn")["params"]["class_weight"] == {"neutral": 2.0}
+    assert fer.recipe("resnet18")["params"]["class_weight"] == {"disgust": 3.0}
+
+
 @pytest.mark.parametrize("toml, flags, message", [
     ("n_bot = 3\n", {}, "Did you mean 'n_boot'?"),
     ("", {"profile": "quik"}, "Did you mean 'quick'?"),
