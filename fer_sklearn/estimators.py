@@ -373,8 +373,10 @@ class FERClassifier(NeuralNetClassifier):
         try:
             # A rebuilt network starts from the weights a fresh fit with the
             # same random_state would draw; the caller's random streams stay.
-            with self._resolved_device() as device, seeded(seed_from(self.random_state),
-                                                           device):
+            seed = None
+            if any(k in ("architecture", "module") or k.startswith("module__") for k in kwargs):
+                seed = seed_from(kwargs.get("random_state", self.random_state))
+            with seeded(seed, resolve_device(kwargs.get("device", self.device))):
                 self._set_initialized_params(dict(kwargs))
             if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
                     self, "label_encoder_"):
@@ -469,7 +471,8 @@ class FERClassifier(NeuralNetClassifier):
             state["device"] = resolve_device("auto")
         with warnings.catch_warnings():
             # skorch warns that device=None becomes "cpu"; here it stays None.
-            warnings.filterwarnings("ignore", category=DeviceWarning)
+            warnings.filterwarnings("ignore", message=".*requested device was not specified",
+                                    category=DeviceWarning)
             super().__setstate__(state)
         if requested is None or str(requested) == "auto":
             # skorch loads onto a real device (None: the CPU) and records it;

@@ -804,6 +804,28 @@ def test_a_rebuilt_network_starts_where_a_fresh_fit_starts(faces):
                   callbacks=[("start", start)]).fit(X, y)
     for key, value in start.state.items():
         assert torch.equal(rebuilt[0][key], value) and torch.equal(rebuilt[1][key], value)
+    # a random_state given with the rebuild is the one it draws from
+    clf.set_params(module__width=6, random_state=1)
+    fresh = _InitialWeights()
+    CNNClassifier(module__width=6, module__depth=2, max_epochs=1, random_state=1,
+                  callbacks=[("start", fresh)]).fit(X, y)
+    for key, value in fresh.state.items():
+        assert torch.equal(clf.module_.state_dict()[key], value)
+
+
+def test_set_params_on_a_fitted_model_keeps_a_new_device_and_draws_only_to_rebuild(faces):
+    X, y = faces
+    stream = np.random.RandomState(0)
+    clf = CNNClassifier(module__width=4, module__depth=2, max_epochs=1,
+                        random_state=stream).fit(X, y)
+    drawn = stream.get_state()[1].copy(), stream.get_state()[2]
+    clf.set_params(device="cpu", lr=0.01)
+    assert clf.get_params()["device"] == "cpu"
+    after = stream.get_state()
+    assert np.array_equal(after[1], drawn[0]) and after[2] == drawn[1]
+    clf.set_params(device="auto")
+    assert clf.get_params()["device"] == "auto"
+    assert clf.fit(X, y).predict(X[:2]).shape == (2,)
 
 
 def test_a_network_option_the_rebuild_rejects_leaves_every_parameter_as_it_was(faces):
