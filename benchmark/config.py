@@ -4,8 +4,8 @@ Every key a config file may set is a field of :class:`Config`; profiles are
 named bundles of such fields (:data:`PROFILES`). Model recipes (estimator
 parameters and the grid the search stage explores) live under ``recipes``,
 keyed by registry name; their ``params`` merge key by key across the layers,
-while a ``grid``, or a parameter whose value is a table, replaces the earlier
-layer's whole.
+while a ``grid``, or a parameter (or ``synthetic`` option) whose value is a
+table, replaces the earlier layer's whole.
 """
 
 import copy
@@ -361,13 +361,15 @@ def _merge(base, update, path=()):
     recipe's ``params``, anything else replaces.
 
     A recipe's ``grid`` is one search space and replaces the earlier layer's
-    whole (``grid = {}`` clears it); a parameter whose value is a table (such
-    as ``class_weight``) replaces the earlier value whole too.
+    whole (``grid = {}`` clears it); a parameter or ``synthetic`` option whose
+    value is a table (such as ``class_weight`` or ``bias``) replaces the
+    earlier value whole too.
     """
     out = copy.deepcopy(base)
     for key, value in update.items():
-        inside_params = len(path) == 3 and path[0] == "recipes" and path[2] == "params"
-        replaces = inside_params or (len(path) == 2 and path[0] == "recipes" and key == "grid")
+        option = path == ("synthetic",) or (
+            len(path) == 3 and path[0] == "recipes" and path[2] == "params")
+        replaces = option or (len(path) == 2 and path[0] == "recipes" and key == "grid")
         if isinstance(value, dict) and not replaces and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value, (*path, key))
         else:

@@ -112,6 +112,12 @@ def test_a_file_grid_or_table_valued_parameter_replaces_the_profiles(tmp_path):
     assert config.recipe("cnn")["params"]["class_weight"] == {"neutral": 2.0}
     assert config.recipe("cnn")["params"]["max_epochs"] == 8  # params still merge
     assert config.recipe("resnet18")["grid"] == {"lr": [1e-3, 3e-3]}  # other recipes stay
+    # a synthetic option given as a table replaces the earlier one whole too
+    assert resolve_config(synthetic={"class_weights": {"happy": 2.0}, "n_samples": 300},
+                          **{}).synthetic == {"class_weights": {"happy": 2.0}, "n_samples": 300}
+    path.write_text("[synthetic.class_weights]\nsad = 3.0\n")
+    merged = resolve_config(path, synthetic={"class_weights": {"happy": 2.0}})
+    assert merged.synthetic == {"n_samples": 5000, "class_weights": {"happy": 2.0}}
     path.write_text("[recipes.cnn.params]\nclass_weight = {neutral = 2.0}\n")
     fer = resolve_config(path, profile="fer2013-cpu")
     assert fer.recipe("cnn")["params"]["class_weight"] == {"neutral": 2.0}
