@@ -28,7 +28,7 @@ from .config import resolve_config
 from .progress import log
 from .stages.data import class_order, load_bunch
 from .stages.evaluate import predict_proba, score
-from .store import read_results, read_run_json, to_jsonable, write_json
+from .store import read_results, read_run_json, run_lock, to_jsonable, write_json
 
 NO_MODELS = (
     "{path} holds no saved model for {missing}. Re-run the benchmark with --save-models "
@@ -198,6 +198,12 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     dict
         The new ``results["cross_dataset"][label]`` entry.
     """
+    read_results(run_dir)  # not a finished run: refused before the lock file goes in
+    with run_lock(run_dir):  # no run or other evaluate writes it meanwhile
+        return _evaluate_run(run_dir, dataset, attributes, label, tta, dataset_root)
+
+
+def _evaluate_run(run_dir, dataset, attributes, label, tta, dataset_root):
     from .runner import write_report
 
     run_dir = Path(run_dir)

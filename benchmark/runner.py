@@ -21,9 +21,11 @@ from .stages import ordered_stages
 from .stages.data import load
 from .stages.search import MODEL_FILE_SUFFIXES, check_recipes, save_model
 from .store import (
+    LOCK_FILE,
     UnitStore,
     read_results,
     read_run_json,
+    run_lock,
     stop_if_interrupted,
     to_jsonable,
     watch_interrupts,
@@ -110,9 +112,10 @@ def _check_run_dir(config, resume):
     """Refuse a folder that is not a run, or a --resume of another configuration,
     before anything is loaded or written."""
     run_dir = config.run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+    held = [p.name for p in run_dir.iterdir() if p.name != LOCK_FILE] if run_dir.exists() else []
+    if held:
         if not (run_dir / MARKER).exists():
-            examples = ", ".join(sorted(p.name for p in run_dir.iterdir())[:3])
+            examples = ", ".join(sorted(held)[:3])
             raise ValueError(NOT_A_RUN_DIR.format(path=run_dir, examples=examples))
         if resume:
             saved = run_dir / "config.json"
@@ -200,17 +203,21 @@ def run(config: Config, resume=False):
     """
     resolve_device(config.device)  # a device that is not there fails before anything
     check_recipes(config)  # a typo fails now, not after the first models have trained
-    _check_run_dir(config, resume)
-    log(f"data: loading {config.dataset}")
-    try:
-        data = load(config)
-    except KeyboardInterrupt:
-        raise InterruptedBeforeStart from None
-    run_dir = _prepare_run_dir(config, resume, data_fingerprint(data))
-    # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
-    # stops the run: the store refuses to record anything after it.
-    with watch_interrupts():
-        _run_stages(config, run_dir, resume, data)
+    _check_run_dir(config, resume)  # before the lock file goes into the folder
+    # One process at a time writes a run folder: a second run or evaluate
+    # into it is refused while this one holds it.
+    with run_lock(config.run_dir, create=True):
+        _check_run_dir(config, resume)  # as it is now that no other process writes it
+        log(f"data: loading {config.dataset}")
+        try:
+            data = load(config)
+        except KeyboardInterrupt:
+            raise InterruptedBeforeStart from None
+        run_dir = _prepare_run_dir(config, resume, data_fingerprint(data))
+        # A Ctrl-C that a fit swallowed (skorch ends the fit and returns) still
+        # stops the run: the store refuses to record anything after it.
+        with watch_interrupts():
+            _run_stages(config, run_dir, resume, data)
     log(f"report: {run_dir / 'report.md'}")
     return run_dir
 

@@ -41,6 +41,70 @@ def read_results(run_dir):
     return results
 
 
+LOCK_FILE = ".fer-benchmark-lock"
+IN_USE = ("{path} is in use by another benchmark process{holder}; wait for it to end, or "
+          "pick another --out/--name.")
+
+
+@contextmanager
+def run_lock(run_dir, create=False):
+    """Hold the run folder for the block; a second benchmark process that asks
+    for the same folder meanwhile is refused with ValueError, instead of
+    writing into it too.
+
+    The lock is the operating system's (``fcntl.flock`` on ``LOCK_FILE`` in
+    the folder), so it ends with the process however that ends. Without
+    ``create`` a folder that does not exist is not locked (nothing is there to
+    guard); with it, the folder (and any missing parent) is created, and
+    removed again if the block leaves nothing but the lock file in it. Where
+    ``fcntl`` is missing (Windows) or the filesystem refuses locks, nothing
+    is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    run_dir = Path(run_dir)
+    if not (create or run_dir.is_dir()):
+        yield
+        return
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first
+    path = run_dir / LOCK_FILE
+    with writing():
+        run_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        with writing():
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise ValueError(IN_USE.format(
+                path=run_dir, holder=f" (pid {pid})" if pid.isdigit() else "")) from None
+        except OSError:  # a filesystem without locks (some network ones): go on unlocked
+            break
+        try:  # the file we locked may have been removed by its last holder meanwhile
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            if made and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+                # Nothing was written: leave no folder this call made behind.
+                path.unlink()
+                for folder in made:
+                    folder.rmdir()
+        os.close(fd)
+
+
 class WriteError(OSError):
     """An ``OSError`` met while writing a run's files (disk full, read-only folder)."""
 

@@ -1,5 +1,6 @@
 """The benchmark harness end to end on tiny synthetic data."""
 
+import errno
 import json
 import os
 import re
@@ -12,7 +13,14 @@ from benchmark import runner
 from benchmark.__main__ import main
 from benchmark.config import PROFILES, resolve_config
 from benchmark.stages import search as search_module
-from benchmark.store import UnitStore, atomic_path, stop_if_interrupted, watch_interrupts
+from benchmark.store import (
+    LOCK_FILE,
+    UnitStore,
+    atomic_path,
+    run_lock,
+    stop_if_interrupted,
+    watch_interrupts,
+)
 
 TINY_TOML = """
 n_boot = 50
@@ -433,6 +441,46 @@ def test_out_folder_with_user_files_is_never_written(tiny, tmp_path, capsys):
     assert _run(tiny, tmp_path) == 2
     assert "not a benchmark run" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tiny, tmp_path, capsys):
+    # Two processes once wrote one run folder at once, each over the other's files.
+    assert _run(tiny, tmp_path) == 0
+    folder = tmp_path / "t"
+    results = (folder / "results.json").read_bytes()
+    with run_lock(folder):
+        with pytest.raises(ValueError, match=r"in use by another benchmark process \(pid "
+                                             + str(os.getpid()) + r"\)"):
+            with run_lock(folder):
+                pass
+        capsys.readouterr()
+        assert _run(tiny, tmp_path) == 2
+        assert main(["evaluate", str(folder), "--dataset", "synthetic"]) == 2
+        assert main(["report", str(folder)]) == 2
+        assert capsys.readouterr().err.count("in use by another benchmark process") == 3
+        assert (folder / "results.json").read_bytes() == results
+    assert main(["evaluate", str(folder), "--dataset", "synthetic"]) == 0  # released
+    assert _run(tiny, tmp_path, "--resume") == 0
+
+
+def test_a_filesystem_that_refuses_locks_does_not_stop_a_run(tiny, tmp_path, monkeypatch):
+    import fcntl
+
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    assert _run(tiny, tmp_path) == 0
+
+
+def test_the_lock_leaves_no_folder_behind_a_run_that_failed_to_start(tiny, tmp_path):
+    out = tmp_path / "new" / "runs"
+    assert _run(tiny, out, "--dataset", f"folder:{tmp_path / 'missing'}") == 2
+    assert not (tmp_path / "new").exists()
+    # a folder holding only the lock file of an earlier process is a fresh folder
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / LOCK_FILE).write_text("12345")
+    assert _run(tiny, tmp_path) == 0
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
