@@ -55,6 +55,9 @@ TOO_FEW = ("{dataset} has only {n} images of the models' classes in {which}; at 
            "are needed.")
 
 _SPLIT_PREFERENCE = ("test", "validation")
+# Below this total probability on the shared classes a face has no ranking
+# among them left to renormalise (float32 softmax underflows near 1e-38).
+_NO_MASS = 1e-30
 
 
 def _same_search(path, what, results, key=None):
@@ -164,6 +167,22 @@ def _pick_split(bunch):
     return np.arange(len(bunch.data)), "all its images"
 
 
+def on_shared(proba, cols):
+    """Probabilities renormalised over the shared classes (columns ``cols``),
+    and how many faces had none on them.
+
+    A face whose probability all went to classes the dataset lacks (it
+    underflowed to 0 on the shared ones) has no ranking among them left: it
+    gets equal probabilities (its log loss is a uniform guess's; its
+    prediction, the first shared class), and is counted.
+    """
+    proba = np.asarray(proba, dtype=float)[:, cols]
+    mass = proba.sum(1, keepdims=True)
+    none = mass[:, 0] < _NO_MASS
+    out = np.where(none[:, None], 1.0 / len(cols), proba / np.maximum(mass, _NO_MASS))
+    return out, int(none.sum())
+
+
 def _group_accuracy(y, pred, groups, min_size, n_boot, seed):
     rows = {}
     for g in sorted(set(groups)):
@@ -256,8 +275,9 @@ def _evaluate_run(run_dir, dataset, attributes, label, tta, dataset_root):
     probas = {}
     for name, est in models.items():
         log(f"evaluate {name} on {len(y)} images of {label}")
-        proba = predict_proba(est, X, tta=tta, classes=model_classes)[:, cols]
-        proba = proba / np.clip(proba.sum(1, keepdims=True), 1e-12, None)
+        proba, none = on_shared(predict_proba(est, X, tta=tta, classes=model_classes), cols)
+        if none:
+            entry.setdefault("no_shared_mass", {})[name] = none
         probas[name] = proba
     if len(models) > 1:
         probas["ensemble"] = np.mean([probas[m] for m in models], axis=0)
@@ -302,6 +322,12 @@ def cross_dataset_section(results):
                      f"{', '.join(e['missing_classes'])}; each model chooses among the "
                      f"{len(e['shared_classes'])} shared classes only (its probabilities "
                      "renormalised over them).", ""]
+        if e.get("no_shared_mass"):
+            counts = ", ".join(f"{m} {n}" for m, n in e["no_shared_mass"].items())
+            text += [f"- Faces a model gave no probability on any shared class (all of it on "
+                     f"classes this dataset lacks): {counts}. They get equal probabilities "
+                     f"over the shared classes, so they count as predicted "
+                     f"`{e['shared_classes'][0]}` and their log loss is a uniform guess's.", ""]
         rows = [[name, ci(r["metrics"]["accuracy"]), ci(r["metrics"]["macro_f1"]),
                  ci(r["metrics"]["balanced_accuracy"])] for name, r in e["models"].items()]
         text += [table(rows, ["model", "accuracy % [95% CI]", "macro-F1 % [CI]",

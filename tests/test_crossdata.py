@@ -12,6 +12,7 @@ import pytest
 
 from benchmark.__main__ import main
 from benchmark.config import PROFILES, resolve_config
+from benchmark.crossdata import cross_dataset_section, on_shared
 from benchmark.stages.data import load_bunch
 from benchmark.stages.evaluate import _views
 from fer_sklearn import FERClassifier
@@ -658,3 +659,22 @@ def test_committed_reports_rerender_byte_identically(name):
     ordered_stages()
     results = json.loads((REPORTS / name / "results.json").read_text(encoding="utf-8"))
     assert render_report(results) == (REPORTS / name / "report.md").read_text(encoding="utf-8")
+
+
+def test_faces_with_no_probability_on_the_shared_classes_are_counted_and_said():
+    # Such a face once kept a row of zeros (argmax: the first shared class,
+    # log loss at its clip), and one with 1e-20 there a row summing to 1e-8.
+    proba = np.array([[0.2, 0.3, 0.5], [0.0, 0.0, 1.0], [1e-20, 3e-20, 1.0]])
+    out, none = on_shared(proba, [0, 1])
+    np.testing.assert_allclose(out, [[0.4, 0.6], [0.5, 0.5], [0.25, 0.75]])
+    assert none == 1
+    results = json.loads((Path(__file__).parents[1] / "reports" / "fer2013-cpu"
+                          / "results.json").read_text())
+    (entry,) = results["cross_dataset"].values()
+    entry["no_shared_mass"] = {"cnn": 3}
+    assert ("- Faces a model gave no probability on any shared class (all of it on classes "
+            "this dataset lacks): cnn 3. They get equal probabilities over the shared classes, "
+            f"so they count as predicted `{entry['shared_classes'][0]}` and their log loss is a "
+            "uniform guess's.") in cross_dataset_section(results)
+    del entry["no_shared_mass"]
+    assert "no probability on any shared class" not in cross_dataset_section(results)
