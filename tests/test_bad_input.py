@@ -152,6 +152,27 @@ def test_images_in_a_split_the_protocol_does_not_use_are_reported(tmp_path, layo
             "name their split train, validation or test to use them.") in section
 
 
+def test_zip_members_passed_over_for_a_later_one_of_the_same_path_are_reported(tmp_path):
+    root = tmp_path / "faces"
+    _faces_folder(root, n=40)
+    files = sorted(root.rglob("*.png"))
+    path = tmp_path / "faces.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        with zipfile.ZipFile(path, "w") as zf:
+            for f in files:
+                zf.write(f, f.relative_to(root).as_posix())
+            zf.write(files[1], files[0].relative_to(root).as_posix())  # appended later
+    d = load(resolve_config(dataset=f"folder:{path}"))
+    assert len(d.y_train) + len(d.y_test) == 40
+    notes = loading_notes(d)
+    first = files[0].relative_to(root).as_posix()
+    assert notes["duplicate_members"] == {"count": 1, "examples": [first]}
+    section = loading_section({"stages": {"data": {"loading": notes}}})
+    assert (f"- 1 zip member(s) passed over, each for a later member of the same path "
+            f"(the one unzipping would leave), e.g. ['{first}']") in section
+
+
 def test_a_class_of_one_image_is_named_before_a_stratified_split(tmp_path):
     root = tmp_path / "faces"
     _faces_folder(root, n=40)

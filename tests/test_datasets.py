@@ -4,6 +4,7 @@ import io
 import lzma
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -19,7 +20,7 @@ from fer_sklearn.datasets import (
     load_image_folder,
     load_labels_csv,
 )
-from fer_sklearn.datasets._decode import BAD_SIZE
+from fer_sklearn.datasets._decode import BAD_SIZE, csv_lines
 from fer_sklearn.datasets.fer2013_csv import FER_CSV_IS_A_FOLDER
 from fer_sklearn.datasets.labels_csv import CONFLICTING_ROWS, CSV_IS_A_FOLDER, LABELS_NO_ROWS
 
@@ -145,6 +146,47 @@ def test_fer2013_csv_bad_pixel_row_names_the_line(tmp_path):
     path.write_text("emotion,pixels,Usage\n")
     with pytest.raises(ValueError, match="has a header but no data rows"):
         load_fer2013_csv(path, cache=False)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".zip"])
+def test_fer2013_csv_errors_name_the_file_line_after_blank_lines(tmp_path, suffix):
+    # pandas skips blank lines, so data row i is not always line i + 2: a bad
+    # row under blank lines was named by a line number above it.
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 9], ["Training"] * 3)
+    lines = path.read_text().splitlines()
+    text = "\n".join(["", lines[0], lines[1], "", "   ", lines[2], "", lines[3]]) + "\n"
+    path = tmp_path / f"blank{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("fer2013.csv", text)
+    else:
+        path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz")
+                         else text.encode())
+    with pytest.raises(ValueError, match=r"'emotion' must be an id 0-6.*line\(s\) 8 hold \[9\]"):
+        load_fer2013_csv(path, cache=False)
+
+
+def test_csv_lines_follow_pandas_on_a_bom_odd_spaces_and_unfollowed_compressions(tmp_path):
+    path = tmp_path / "f.csv"
+    # a BOM on the header; a form feed is data to pandas, not a blank line
+    path.write_bytes("\ufeffa,b\n1,2\n\x0c\n\t \n3,4\n".encode())
+    assert len(pd.read_csv(path)) == 3
+    assert csv_lines(path, [0, 1, 2]) == [2, 3, 5]
+    packed = tmp_path / "f.csv.zst"  # pandas infers zstd; not followed: i + 2
+    packed.write_bytes(b"not read")
+    assert csv_lines(packed, [0, 4]) == [2, 6]
+
+
+def test_a_fer2013_csv_stored_twice_in_a_zip_is_one_file(tmp_path):
+    path = _write_csv(tmp_path / "f.zip", _faces(2), [0, 1], ["Training"] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("fer2013.csv", "emotion,pixels,Usage\n" + "\n".join(
+                f'{e},"{" ".join(map(str, im.ravel()))}",PublicTest'
+                for im, e in zip(_faces(3), [2, 3, 4])) + "\n")
+    bunch = load_fer2013_csv(path, cache=False)
+    assert bunch.target.tolist() == ["fear", "happy", "sad"]  # the last one stored
 
 
 def test_fer2013_csv_bad_values_and_columns(tmp_path):
@@ -436,6 +478,22 @@ def test_labels_csv_with_a_header_and_no_rows_says_so(tmp_path):
     for on_error in ("raise", "skip"):
         with pytest.raises(ValueError, match=re.escape(LABELS_NO_ROWS.format(path=csv))):
             load_labels_csv(csv, on_error=on_error, cache=False)
+
+
+def test_labels_csv_blank_path_or_label_cells_name_their_file_lines(tmp_path):
+    # A blank path was reported as the CSV's folder missing, a blank label as
+    # the unknown label '', neither with a line; blank lines move the lines.
+    _folder_tree(tmp_path / "imgs", split_layout=False)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_path,label\nimgs/anger/angry0.png,angry\n\n"
+                   "imgs/happiness/happy1.png,  \n,sad\n")
+    for on_error in ("raise", "skip"):
+        with pytest.raises(ValueError, match=re.escape(
+                "2 row(s) have a blank image_path or label cell, e.g. line(s) 4, 5; ")):
+            load_labels_csv(csv, on_error=on_error, cache=False)
+    csv.write_text("image_path,label\n,angry\n")
+    with pytest.raises(ValueError, match=re.escape("blank image_path cell, e.g. line(s) 2;")):
+        load_labels_csv(csv, cache=False)
 
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True, "48"])
@@ -733,6 +791,31 @@ def test_zip_member_names_with_a_dot_or_slash_prefix_load(tmp_path):
                                              "train/happy/0.png", "train/sad/1.png"]
     assert bunch.report["root_folder"] == "fer2013"
     assert bunch.report["empty_folders"] == []
+
+
+def test_zip_members_of_one_path_load_once_the_last_as_unzipping_leaves_it(tmp_path):
+    # A member appended under an existing name was loaded twice, both times
+    # with the last one's pixels; one spelled "./x" beside "x" gave two images
+    # of one path.
+    faces = _faces(4)
+    path = tmp_path / "faces.zip"
+
+    def png(face):
+        buf = io.BytesIO()
+        Image.fromarray(face).save(buf, format="PNG")
+        return buf.getvalue()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("happy/a.png", png(faces[0]))
+            zf.writestr("sad/b.png", png(faces[1]))
+            zf.writestr("happy/a.png", png(faces[2]))  # appended: replaces the first
+            zf.writestr("./sad/b.png", png(faces[3]))
+    bunch = load_image_folder(path, cache=False)
+    assert bunch.frame["source"].tolist() == ["happy/a.png", "sad/b.png"]
+    np.testing.assert_array_equal(bunch.data, faces[[2, 3]])
+    assert bunch.report["duplicate_members"] == ["happy/a.png", "sad/b.png"]
 
 
 def test_attribute_values_spelled_na_or_none_are_groups(tmp_path):

@@ -233,7 +233,7 @@ def loading_notes(d):
     """What loading skipped, converted or found suspicious, for the report and log."""
     report = d.load_report or {}
     notes = {}
-    for key in ("skipped", "missing_files", "ignored_files"):
+    for key in ("skipped", "missing_files", "ignored_files", "duplicate_members"):
         items = report.get(key) or []
         if items:
             notes[key] = {"count": len(items), "examples": [
@@ -265,6 +265,8 @@ NOTE_TEXT = {
     "skipped": "{count} unreadable image(s) skipped, e.g. {examples}",
     "missing_files": "{count} listed file(s) missing, skipped, e.g. {examples}",
     "ignored_files": "{count} non-image file(s) ignored, e.g. {examples}",
+    "duplicate_members": ("{count} zip member(s) passed over, each for a later member of "
+                          "the same path (the one unzipping would leave), e.g. {examples}"),
     "hidden_files": "{count} hidden file(s) (.DS_Store, __MACOSX, ...) ignored",
     "empty_folders": "{count} empty folder(s), e.g. {examples}: a class there has no images",
     "test_duplicates_of_train": ("{count} test image(s) are pixel-identical to a training "

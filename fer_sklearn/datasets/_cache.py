@@ -20,7 +20,7 @@ import pandas as pd
 from ._walk import walk
 
 # Bump when the decoded result of any loader changes for the same input.
-_FORMAT_VERSION = 3
+_FORMAT_VERSION = 4
 
 
 def cache_dir():

@@ -10,11 +10,15 @@
 Each conversion is counted in the loader's ``report``.
 """
 
+import bz2
+import contextlib
+import gzip
 import io
 import lzma
 import zipfile
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,6 +185,49 @@ def read_csv_or_explain(path, **kwargs):
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
             *ZIP_READ_ERRORS) as exc:  # also a damaged .gz/.xz/.zip
         raise unreadable_csv(path, exc) from exc
+
+
+@contextlib.contextmanager
+def _open_text(path, member=None):
+    """The text of ``path`` as pandas reads it: ``member`` of a zip, or a file
+    compressed by extension (``.gz``, ``.bz2``, ``.xz``), or plain."""
+    if member is not None:
+        with zipfile.ZipFile(path) as zf, io.TextIOWrapper(
+                zf.open(member), encoding="utf-8-sig", errors="replace") as fh:
+            yield fh
+        return
+    opener = _OPENERS.get(Path(path).suffix.lower(), open)
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
+        yield fh
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# Compressions pandas infers that are not followed here (lines then read as i + 2).
+_UNFOLLOWED = (".zst", ".tar", ".tgz", ".tbz2", ".txz")
+
+
+def csv_lines(path, rows, member=None):
+    """File line numbers (from 1) of data rows ``rows`` (from 0) of a CSV read
+    by pandas' defaults, which skip blank and whitespace-only lines: data row
+    ``i`` sits on line ``i + 2`` only when no blank line comes before it. Read
+    again only to name lines in an error; quoted cells spanning lines are not
+    followed."""
+    wanted = sorted(set(int(r) for r in rows))
+    found = {}
+    name = Path(path).name.lower()
+    if not wanted or (member is None and (name.endswith(_UNFOLLOWED) or ".tar." in name)):
+        return [int(r) + 2 for r in rows]
+    with _open_text(path, member) as fh:
+        row = -1  # the header, the first line that is not blank
+        for number, line in enumerate(fh, start=1):
+            if not line.strip(" \t\r\n"):  # what pandas skips; other spaces are data
+                continue
+            if row >= 0 and row == wanted[len(found)]:
+                found[row] = number
+                if len(found) == len(wanted):
+                    break
+            row += 1
+    return [found.get(int(r), int(r) + 2) for r in rows]
 
 
 def unreadable_csv(path, exc):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, to_size, unreadable_csv
+from ._decode import IMAGE_EXTENSIONS, ZIP_READ_ERRORS, csv_lines, to_size, unreadable_csv
 from ._labels import EMOTIONS, canonical_split, optional_column
 from .image_folder import MISSING_PATH, _is_hidden, _member_path
 
@@ -38,9 +38,13 @@ FER_CSV_IS_A_FOLDER = (
 ZIP_CSV_COUNT = "the zip holds {n} CSV file(s) {names}, not one"
 
 
-def _lines(index):
-    # Data row i sits on file line i + 2 (line 1 is the header).
-    return ", ".join(str(i + 2) for i in index[:5])
+def _lines(path, index):
+    """The file lines of the first five data rows of ``index``, as text."""
+    member = None
+    if str(path).lower().endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            member = _members(zf)[0][0]
+    return ", ".join(map(str, csv_lines(path, list(index[:5]), member)))
 
 
 def zip_members(path):
@@ -51,8 +55,10 @@ def zip_members(path):
 
 
 def _members(zf):
-    # Names as stored, to open them.
-    names = [n for n in zf.namelist() if not (path := _member_path(n)).endswith("/")
+    # Names as stored, to open them; a name stored twice (a zip appended to)
+    # is one file, the last, as zipfile opens it.
+    names = [n for n in dict.fromkeys(zf.namelist())
+             if not (path := _member_path(n)).endswith("/")
              and not _is_hidden(PurePosixPath(path).parts)]
     return ([n for n in names if n.lower().endswith(".csv")],
             [n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)])
@@ -93,7 +99,7 @@ def _parse(path):
     if len(bad):
         raise ValueError(BAD_PIXEL_ROWS.format(
             path=path, count=len(bad), expected=expected, side=side,
-            lines=_lines(bad), lengths=lengths[bad[:5]].tolist()))
+            lines=_lines(path, bad), lengths=lengths[bad[:5]].tolist()))
     with warnings.catch_warnings():
         # fromstring parses in C (6x faster than str.split); a malformed token
         # stops it early with a DeprecationWarning, caught as an error here.
@@ -106,7 +112,7 @@ def _parse(path):
             or flat.min(initial=0) < 0 or flat.max(initial=0) > 255):
         bad_rows = [i for i, row in enumerate(pixels) if not all(
             t.isdigit() and int(t) <= 255 for t in row.split())]
-        raise ValueError(BAD_PIXEL_VALUES.format(path=path, lines=_lines(bad_rows)))
+        raise ValueError(BAD_PIXEL_VALUES.format(path=path, lines=_lines(path, bad_rows)))
     data = flat.astype(np.uint8).reshape(len(df), side, side)
 
     emotion = pd.to_numeric(df["emotion"], errors="coerce")
@@ -114,7 +120,7 @@ def _parse(path):
     if len(bad):
         raise ValueError(BAD_EMOTION.format(
             path=path, names=", ".join(f"{i}={n}" for i, n in enumerate(EMOTIONS)),
-            lines=_lines(bad), values=df["emotion"].iloc[bad[:5]].tolist()))
+            lines=_lines(path, bad), values=df["emotion"].iloc[bad[:5]].tolist()))
     target = np.asarray(EMOTIONS)[emotion.to_numpy(dtype=int)]
     usage = df["Usage"].fillna("").astype(str) if "Usage" in df.columns else pd.Series(
         ["unassigned"] * len(df))

@@ -57,20 +57,35 @@ def _empty_folders(folders, files):
     return sorted(f for f in folders if f not in full and not _is_hidden(PurePosixPath(f).parts))
 
 
+def _last_of_each_path(infos):
+    """The zip's file members, one per relative path: where several share a
+    path (a zip appended to, or names that differ only in ``./`` or
+    backslashes), the last in the archive, as unzipping would leave it; and
+    the paths of the members passed over."""
+    last = {}
+    repeated = []
+    for info in infos:
+        rel = _member_path(info.filename)
+        if rel in last:
+            repeated.append(rel)
+        last[rel] = info
+    return sorted(last.items()), sorted(repeated)
+
+
 def _list_entries(path):
     """``(relative posix path, reader)`` for every file, the open zip (or None),
-    and the folders that hold no file."""
+    the folders that hold no file, and the zip members passed over because a
+    later one has the same path."""
     if path.is_dir():
         files, folders = walk(path)
         rels = [p.relative_to(path).as_posix() for p in files]
         empty = _empty_folders([p.relative_to(path).as_posix() for p in folders], rels)
-        return [(r, p.read_bytes) for r, p in zip(rels, files)], None, empty
+        return [(r, p.read_bytes) for r, p in zip(rels, files)], None, empty, []
     zf = None
     try:
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
-        members = sorted((_member_path(i.filename), i.filename)
-                         for i in infos if not i.is_dir())
+        members, repeated = _last_of_each_path(i for i in infos if not i.is_dir())
         names = [rel for rel, _ in members]
         empty = _empty_folders([f for f in (_member_path(i.filename).rstrip("/")
                                             for i in infos if i.is_dir()) if f], names)
@@ -82,7 +97,8 @@ def _list_entries(path):
     if bad is not None:
         zf.close()
         raise ValueError(NOT_A_ZIP.format(path=path, reason=f"member {bad} is corrupt"))
-    return [(rel, (lambda n=n: zf.read(n))) for rel, n in members], zf, empty
+    # Read by ZipInfo: by name, zipfile reads the last member of that name.
+    return [(rel, (lambda i=i: zf.read(i))) for rel, i in members], zf, empty, repeated
 
 
 def _strip_single_root(rels):
@@ -98,9 +114,10 @@ def _strip_single_root(rels):
 
 
 def _scan(path, on_error, size):
-    entries, zf, empty = _list_entries(path)
+    entries, zf, empty, repeated = _list_entries(path)
     try:
-        report = {"ignored_files": [], "hidden_files": 0, "empty_folders": empty}
+        report = {"ignored_files": [], "hidden_files": 0, "empty_folders": empty,
+                  "duplicate_members": repeated}
         visible = []
         for rel, read in entries:
             parts = PurePosixPath(rel).parts
@@ -162,7 +179,9 @@ def load_image_folder(path, *, size=48, on_error="raise", cache=True, return_X_y
     Hidden files and ``__MACOSX`` are skipped (counted in
     ``report["hidden_files"]``); non-image files are skipped and listed in
     ``report["ignored_files"]``; folders without any file (an empty class
-    folder) are listed in ``report["empty_folders"]``. Images are decoded by the rule in
+    folder) are listed in ``report["empty_folders"]``. Where zip members share
+    a path, the last one is loaded (as unzipping leaves it) and the others are
+    listed in ``report["duplicate_members"]``. Images are decoded by the rule in
     :mod:`fer_sklearn.datasets._decode` (grayscale, square, ``size`` pixels).
 
     Parameters

@@ -9,7 +9,14 @@ import pandas as pd
 
 from ._bunch import make_bunch
 from ._cache import load_or_build
-from ._decode import check_on_error, check_size, check_some_read, decode_all, read_csv_or_explain
+from ._decode import (
+    check_on_error,
+    check_size,
+    check_some_read,
+    csv_lines,
+    decode_all,
+    read_csv_or_explain,
+)
 from ._labels import canonical_split, map_labels, optional_column
 from .image_folder import MISSING_PATH
 
@@ -41,6 +48,10 @@ CONFLICTING_ROWS = (
     "are listed in bunch.report['conflicting_rows'])."
 )
 LABELS_NO_ROWS = "{path} has a header but no rows: it lists no images."
+BLANK_CELLS = (
+    "{path}: {count} row(s) have a blank {columns} cell, e.g. line(s) {lines}; every row "
+    "names an image and its label. Fill in or drop those rows."
+)
 CSV_IS_A_ZIP = (
     "{path} is a zip archive, not a labels CSV. For a zip of images use load_image_folder "
     "(in the benchmark: --dataset folder:{path}); for a zipped FER2013 CSV, "
@@ -104,6 +115,15 @@ def _table(path, root):
                                                        found=list(df.columns)))
     if df.empty:
         raise ValueError(LABELS_NO_ROWS.format(path=path))
+    blank = {c: df[c].fillna("").str.strip().eq("").to_numpy() for c in ("image_path", "label")}
+    rows = np.flatnonzero(blank["image_path"] | blank["label"])
+    if len(rows):
+        # A blank path read as the CSV's folder (a "missing image"), a blank
+        # label as an unknown one, neither saying where.
+        raise ValueError(BLANK_CELLS.format(
+            path=path, count=len(rows),
+            columns=" or ".join(c for c in blank if blank[c].any()),
+            lines=", ".join(map(str, csv_lines(path, rows[:5])))))
     target = map_labels(df["label"].fillna(""), where=f"the 'label' column of {path}")
     files, prefix = _resolve(df["image_path"].fillna(""), path.parent, root)
     return df, target, files, prefix
@@ -192,7 +212,8 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
         does not exist.
     ValueError
         ``path`` is a folder, a column is missing, the CSV lists no images, a
-        label is unknown, (with ``on_error="raise"``) an image is listed with
+        row has a blank path or label (its file line is named), a label is
+        unknown, (with ``on_error="raise"``) an image is listed with
         two labels or splits, ``size`` is not a positive integer, an image cannot
         be decoded, or (with ``on_error="skip"``) no listed image could be read.
 
