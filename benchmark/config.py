@@ -128,7 +128,9 @@ _FULL_RECIPES = {
 # alone: the cnn trains in batches of 64, which beat batches of 128 there by
 # 1.4 to 2.5 points in three runs at the same images/s (the DenseNet showed
 # no such gain); the resnet18 too (eighteen-view held-out accuracy 68.5%
-# against 67.8% with 128, at 721 against 715 images/s). The DenseNet's first
+# against 67.8% with 128, at 721 against 715 images/s). Batches of 32 lost
+# for both (69.4 -> 68.8% and 68.0 -> 66.5%: 81% and 75% of the images/s,
+# so fewer epochs fit). The DenseNet's first
 # block, at 24x24, holds two layers: four there cost a third of its speed
 # (357 against 524 images/s in a 4-epoch probe on 3,072 faces, 2-core Xeon), and with the epochs this frees
 # (28 against 19 in 20 minutes) its held-out accuracy rose from 64.6% to 67.3%.
