@@ -204,7 +204,7 @@ def run(config: Config, resume=False):
     resolve_device(config.device)  # a device that is not there fails before anything
     check_recipes(config)  # a typo fails now, not after the first models have trained
     _check_run_dir(config, resume)  # before the lock file goes into the folder
-    # One process at a time writes a run folder: a second run or evaluate
+    # One process at a time writes a run folder: a second run, evaluate or report
     # into it is refused while this one holds it.
     with run_lock(config.run_dir, create=True):
         _check_run_dir(config, resume)  # as it is now that no other process writes it
