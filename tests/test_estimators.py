@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset, ValidSplit
+from skorch.exceptions import DeviceWarning
 
 from fer_sklearn import (
     CNNClassifier,
@@ -102,6 +103,16 @@ def test_a_pickled_model_keeps_its_device_parameter(faces, device):
         again = pickle.loads(pickle.dumps(est))
     assert again.get_params()["device"] == device
     np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_model_loaded_without_cuda_still_warns_that_it_moved(faces):
+    X, y = faces
+    est = CNNClassifier(module__width=4, module__depth=2, max_epochs=1, random_state=0).fit(X, y)
+    est.__dict__["device"] = "cuda"  # as pickled on a GPU machine
+    with pytest.warns(DeviceWarning, match="no CUDA devices are available"):
+        again = pickle.loads(pickle.dumps(est))
+    assert str(again.device) == "cpu" and again.predict(X[:2]).shape == (2,)
 
 
 def test_family_classes_default_to_their_family_and_reject_others(faces):
