@@ -371,13 +371,7 @@ class FERClassifier(NeuralNetClassifier):
         groups = [{k: v for k, v in g.items() if k != "params"}
                   for g in self.optimizer_.param_groups]
         try:
-            # A rebuilt network starts from the weights a fresh fit with the
-            # same random_state would draw; the caller's random streams stay.
-            seed = None
-            if any(k in ("architecture", "module") or k.startswith("module__") for k in kwargs):
-                seed = seed_from(kwargs.get("random_state", self.random_state))
-            with seeded(seed, resolve_device(kwargs.get("device", self.device))):
-                self._set_initialized_params(dict(kwargs))
+            self._set_initialized_params(dict(kwargs))
             if {"label_smoothing", "class_weight"}.intersection(kwargs) and hasattr(
                     self, "label_encoder_"):
                 # The loss is built from these at initialisation: rebuild it, so
@@ -446,7 +440,12 @@ class FERClassifier(NeuralNetClassifier):
         new_device = "device" in kwargs
         if new_device:
             super().set_params(device=kwargs.pop("device"))
-        with self._resolved_device() as device:
+        # A rebuilt network (skorch rebuilds it for module__ options) starts from
+        # the weights a fresh fit with the same random_state would draw; only a
+        # rebuild draws, and the caller's random streams stay as they were.
+        rebuilt = new_architecture or any(k.split("__")[0] == "module" for k in kwargs)
+        seed = seed_from(kwargs.get("random_state", self.random_state)) if rebuilt else None
+        with self._resolved_device() as device, seeded(seed, device):
             super().set_params(**kwargs)
             if new_architecture:  # as skorch does for new module__ options
                 self._initialize_module()
