@@ -9,7 +9,7 @@ from . import runner
 from .config import DATASET_KINDS, describe_profiles, resolve_config
 from .config import FIELDS as CONFIG_FIELDS
 from .progress import log
-from .store import WriteError, read_results, run_lock
+from .store import WriteError, holding_run
 
 CANNOT_WRITE = "cannot write {path}: {reason}. {remedy}"
 # Before the remedy, where the disk is full.
@@ -54,9 +54,8 @@ def cmd_run(args):
 
 
 def cmd_report(args):
-    read_results(args.run_dir)  # not a finished run: refused before the lock file goes in
-    with run_lock(args.run_dir):  # no run or evaluate writes it meanwhile
-        path = runner.write_report(args.run_dir)
+    with holding_run(args.run_dir) as results:  # no run or evaluate writes it meanwhile
+        path = runner.write_report(args.run_dir, results)
     log(f"report: {path}")
     return 0
 

@@ -28,7 +28,7 @@ from .config import resolve_config
 from .progress import log
 from .stages.data import class_order, load_bunch
 from .stages.evaluate import predict_proba, score
-from .store import read_results, read_run_json, run_lock, to_jsonable, write_json
+from .store import holding_run, read_run_json, to_jsonable, write_json
 
 NO_MODELS = (
     "{path} holds no saved model for {missing}. Re-run the benchmark with --save-models "
@@ -217,17 +217,15 @@ def evaluate_run(run_dir, dataset, attributes=None, label=None, tta=None, datase
     dict
         The new ``results["cross_dataset"][label]`` entry.
     """
-    read_results(run_dir)  # not a finished run: refused before the lock file goes in
-    with run_lock(run_dir):  # no run or other evaluate writes it meanwhile
-        return _evaluate_run(run_dir, dataset, attributes, label, tta, dataset_root)
+    with holding_run(run_dir) as results:  # no run or other evaluate writes it meanwhile
+        return _evaluate_run(Path(run_dir), results, dataset, attributes, label, tta,
+                             dataset_root)
 
 
-def _evaluate_run(run_dir, dataset, attributes, label, tta, dataset_root):
+def _evaluate_run(run_dir, results, dataset, attributes, label, tta, dataset_root):
     from .runner import write_report
 
-    run_dir = Path(run_dir)
     path = run_dir / "results.json"
-    results = read_results(run_dir)
     config = results["config"]
     # A run trained on synthetic faces is scored on other ones than its own.
     fresh = (str(dataset).split(":", 1)[0] == "synthetic"

@@ -105,6 +105,16 @@ def run_lock(run_dir, create=False):
         os.close(fd)
 
 
+@contextmanager
+def holding_run(run_dir):
+    """Hold a finished run folder (:func:`run_lock`) and yield its results, as
+    read once no other process writes them. A folder that is not a finished
+    run is refused before the lock file goes into it."""
+    read_results(run_dir)
+    with run_lock(run_dir):
+        yield read_results(run_dir)
+
+
 class WriteError(OSError):
     """An ``OSError`` met while writing a run's files (disk full, read-only folder)."""
 
