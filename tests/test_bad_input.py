@@ -4,10 +4,12 @@ recovery. Loader basics (corrupt images, unknown classes, bad CSV rows, missing
 files, colour and 16-bit conversion) are in ``test_datasets.py``."""
 
 import errno
+import io
 import json
 import os
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from benchmark.__main__ import main
 from benchmark.config import resolve_config
 from benchmark.stages.data import load, loading_notes, loading_section
 from fer_sklearn import CNNClassifier
-from fer_sklearn.datasets import load_image_folder, make_synthetic_faces
+from fer_sklearn.datasets import image_folder, load_image_folder, make_synthetic_faces
 
 TINY = """
 n_boot = 20
@@ -61,15 +63,15 @@ def _loading(tmp_path, name="r"):
     return results["stages"]["data"]["loading"], report
 
 
-def test_damaged_member_of_a_large_zip_is_named_or_skipped(tmp_path):
+@pytest.mark.parametrize("padding", [0, 2_100_000])
+def test_damaged_member_of_a_zip_is_named_or_skipped_whatever_the_zip_size(tmp_path, padding):
     src = tmp_path / "src"
     _faces_folder(src, n=14)
     zpath = tmp_path / "faces.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(src.rglob("*.png")):
             zf.write(f, f.relative_to(src).as_posix())
-        # over the size below which every member is checked up front
-        zf.writestr("padding.bin", os.urandom(2_100_000), zipfile.ZIP_STORED)
+        zf.writestr("padding.bin", os.urandom(padding), zipfile.ZIP_STORED)
     raw = bytearray(zpath.read_bytes())
     with zipfile.ZipFile(zpath) as zf:
         info = zf.infolist()[3]
@@ -81,6 +83,27 @@ def test_damaged_member_of_a_large_zip_is_named_or_skipped(tmp_path):
     bunch = load_image_folder(zpath, on_error="skip", cache=False)
     assert len(bunch.data) == 13
     assert [s for s, _ in bunch.report["skipped"]] == [info.filename]
+
+
+def test_damaged_members_that_are_not_loaded_are_never_read(tmp_path):
+    src = tmp_path / "src"
+    _faces_folder(src, n=6)
+    zpath = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("notes.txt", "taken on a Tuesday. " * 200)
+        for f in sorted(src.rglob("*.png")):
+            zf.write(f, f.relative_to(src).as_posix())
+    raw = bytearray(zpath.read_bytes())
+    with zipfile.ZipFile(zpath) as zf:
+        info = zf.getinfo("notes.txt")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start:start + 40] = b"\x00" * 40
+    zpath.write_bytes(bytes(raw))
+    with zipfile.ZipFile(zpath) as zf, pytest.raises((zipfile.BadZipFile, zlib.error)):
+        zf.read("notes.txt")
+    bunch = load_image_folder(zpath, cache=False)
+    assert len(bunch.data) == 6 and bunch.report["skipped"] == []
+    assert bunch.report["ignored_files"] == ["notes.txt"]
 
 
 def test_non_image_hidden_and_empty_folders_are_reported_in_the_run(tmp_path):
@@ -171,6 +194,40 @@ def test_zip_members_passed_over_for_a_later_one_of_the_same_path_are_reported(t
     section = loading_section({"stages": {"data": {"loading": notes}}})
     assert (f"- 1 zip member(s) passed over, each for a later member of the same path "
             f"(the one unzipping would leave), e.g. ['{first}']") in section
+
+
+def _clear_utf8_flags(raw):
+    """The zip's bytes with the UTF-8 name flag cleared in every header, as
+    archivers that store UTF-8 names without saying so leave them."""
+    raw = bytearray(raw)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature)
+        while at != -1:
+            raw[at + offset + 1] &= ~0x08 & 0xFF  # bit 11 of the little-endian flags
+            at = raw.find(signature, at + 4)
+    return bytes(raw)
+
+
+def test_zip_names_stored_in_utf8_without_the_flag_are_read_as_utf8(tmp_path):
+    faces = make_synthetic_faces(14, random_state=0)
+    path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, (img, label) in enumerate(zip(faces.data, faces.target)):
+            buffer = io.BytesIO()
+            Image.fromarray(img).save(buffer, format="PNG")
+            zf.writestr(f"visages/{label}/café-{i}.png", buffer.getvalue())
+    path.write_bytes(_clear_utf8_flags(path.read_bytes()))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist()[0].startswith("visages/") and "caf├⌐" in zf.namelist()[0]
+    bunch = load_image_folder(path, cache=False)
+    assert len(bunch.data) == 14 and bunch.report["root_folder"] == "visages"
+    assert sorted(bunch.frame["source"]) == sorted(
+        f"{label}/café-{i}.png" for i, label in enumerate(faces.target))
+    # a cp437 name (bytes that are not UTF-8) is still read as cp437
+    info = zipfile.ZipInfo("happy/\u00e9t\u00e9.png")  # 0x82 0x74 0x82 in cp437
+    assert image_folder._member_name(info) == "happy/été.png"
+    info = zipfile.ZipInfo("happy/caf\u251c\u2310.png")
+    assert image_folder._member_name(info) == "happy/café.png"
 
 
 def test_a_class_of_one_image_is_named_before_a_stratified_split(tmp_path):

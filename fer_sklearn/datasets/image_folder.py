@@ -48,6 +48,19 @@ def _member_path(name):
     return relative + "/" if name.endswith(("/", "\\")) and relative else relative
 
 
+def _member_name(info):
+    """A zip member's name as its archiver wrote it. Without the zip's UTF-8
+    flag, :mod:`zipfile` reads a name as cp437, but many archivers (macOS,
+    7-Zip, Info-ZIP on Linux) store UTF-8 there without setting the flag:
+    a name whose bytes are valid UTF-8 is read as UTF-8."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
+
+
 def _empty_folders(folders, files):
     """Folders (relative posix paths) with no file anywhere below them."""
     full = set()
@@ -65,7 +78,7 @@ def _last_of_each_path(infos):
     last = {}
     repeated = []
     for info in infos:
-        rel = _member_path(info.filename)
+        rel = _member_path(_member_name(info))
         if rel in last:
             repeated.append(rel)
         last[rel] = info
@@ -87,16 +100,15 @@ def _list_entries(path):
         infos = zf.infolist()
         members, repeated = _last_of_each_path(i for i in infos if not i.is_dir())
         names = [rel for rel, _ in members]
-        empty = _empty_folders([f for f in (_member_path(i.filename).rstrip("/")
+        empty = _empty_folders([f for f in (_member_path(_member_name(i)).rstrip("/")
                                             for i in infos if i.is_dir()) if f], names)
-        bad = zf.testzip() if path.stat().st_size < 2_000_000 else None
     except ZIP_READ_ERRORS as exc:
         if zf is not None:
             zf.close()
         raise ValueError(NOT_A_ZIP.format(path=path, reason=exc)) from exc
-    if bad is not None:
-        zf.close()
-        raise ValueError(NOT_A_ZIP.format(path=path, reason=f"member {bad} is corrupt"))
+    # A damaged member surfaces when it is read, as an image that cannot be
+    # decoded (named, or skipped with on_error="skip"); members that are not
+    # loaded (passed-over duplicates, non-image files) are never read.
     # Read by ZipInfo: by name, zipfile reads the last member of that name.
     return [(rel, (lambda i=i: zf.read(i))) for rel, i in members], zf, empty, repeated
 
