@@ -102,6 +102,22 @@ def test_fer2013_csv_is_cached_and_the_cache_follows_the_file(tmp_path, private_
     assert not load_fer2013_csv(path, cache=False).report["cache_hit"]
 
 
+def test_a_file_put_in_place_with_the_same_size_and_mtime_is_decoded_again(tmp_path,
+                                                                          private_cache):
+    # as ``cp -p`` or ``rsync -t`` would leave it: only the inode/ctime tell
+    path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)
+    first = load_fer2013_csv(path)
+    before = path.stat()
+    other = _write_csv(tmp_path / "g.csv", first.data[::-1], [0, 1, 2], ["Training"] * 3)
+    assert other.stat().st_size == before.st_size
+    os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(other, path)
+    again = load_fer2013_csv(path)
+    assert not again.report["cache_hit"]
+    np.testing.assert_array_equal(again.data, first.data[::-1])
+    assert load_fer2013_csv(path).report["cache_hit"]
+
+
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
 def test_a_damaged_cache_entry_is_a_miss_and_is_rebuilt(tmp_path, private_cache, damage):
     path = _write_csv(tmp_path / "f.csv", _faces(3), [0, 1, 2], ["Training"] * 3)

@@ -1,4 +1,4 @@
-"""Decode once: loaders store their arrays keyed by the source's path, size and mtime.
+"""Decode once: loaders store their arrays keyed by the source's path and file status.
 
 The cache lives in ``$FER_SKLEARN_CACHE`` if set, else ``$XDG_CACHE_HOME/fer_sklearn``,
 else ``~/.cache/fer_sklearn``. Each loader takes ``cache=True`` (that folder),
@@ -38,13 +38,20 @@ def _folder(cache):
     return cache_dir() if cache is True else Path(cache)
 
 
+def _status(st):
+    """What changes when a file's content may have: its size and mtime, and
+    its inode and ctime, which a file put in its place (``cp -p``, ``rsync
+    -t``, an unpacked archive keeping mtimes) cannot carry over."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
 def _stat(path, name):
-    """``(name, size, mtime)`` of one file; a missing file is ``(name, None, None)``."""
+    """``(name, status)`` of one file; a missing file is ``(name, None)``."""
     try:
         st = os.stat(path)
     except OSError:
-        return (name, None, None)
-    return (name, st.st_size, st.st_mtime_ns)
+        return (name, None)
+    return (name, _status(st))
 
 
 def _digest(entries):
@@ -52,18 +59,17 @@ def _digest(entries):
 
 
 def _fingerprint(path):
-    """Path, size and mtime of a file, or of every file under a folder."""
+    """Path and status of a file, or of every file under a folder."""
     path = Path(path).resolve()
     if path.is_file():
-        st = path.stat()
-        return [str(path), st.st_size, st.st_mtime_ns]
+        return [str(path), _status(path.stat())]
     files, _ = walk(path)
     entries = [_stat(str(f), os.path.relpath(f, path)) for f in files]
     return [str(path), len(entries), _digest(entries)]
 
 
 def _files_fingerprint(files):
-    """The folder rule for a list of files (those a CSV names): size and mtime of each,
+    """The folder rule for a list of files (those a CSV names): the status of each,
     by absolute path, so a changed, deleted or re-rooted file changes the key."""
     entries = [_stat(f, os.path.abspath(f)) for f in files]
     return [len(entries), _digest(entries)]
@@ -85,7 +91,7 @@ def load_or_build(kind, path, options, cache, build, files=None):
     kind : str
         Loader name (part of the key).
     path : path-like
-        The source; its size and mtime (every file's, for a folder) are in the key.
+        The source; its status (size, mtime, inode, ctime; every file's, for a folder) is in the key.
     options : dict
         Loader options that change the decoded result.
     cache : bool or path-like
@@ -94,7 +100,7 @@ def load_or_build(kind, path, options, cache, build, files=None):
         a DataFrame of str/number columns and a JSON-serialisable dict.
     files : list of path-like, optional
         Further files the result is read from (the images a CSV lists); each
-        one's absolute path, size and mtime are in the key, as for a folder.
+        one's absolute path and status are in the key, as for a folder.
 
     Returns
     -------
