@@ -193,6 +193,15 @@ def test_csv_lines_follow_pandas_on_a_bom_odd_spaces_and_unfollowed_compressions
     assert csv_lines(packed, [0, 4]) == [2, 6]
 
 
+def test_csv_lines_follow_quoted_cells_that_span_lines(tmp_path):
+    path = tmp_path / "f.csv"
+    # a blank line inside quotes is data; a quote inside an unquoted cell is literal
+    path.write_text('a,b\n"x\ny",2\n\n"p\n\nq",3\nsix "inch,4\n5,6\n')
+    frame = pd.read_csv(path)
+    assert frame["b"].tolist() == [2, 3, 4, 6]
+    assert csv_lines(path, [0, 1, 2, 3]) == [2, 5, 8, 9]
+
+
 def test_a_fer2013_csv_stored_twice_in_a_zip_is_one_file(tmp_path):
     path = _write_csv(tmp_path / "f.zip", _faces(2), [0, 1], ["Training"] * 2)
     with warnings.catch_warnings():

@@ -12,6 +12,7 @@ Each conversion is counted in the loader's ``report``.
 
 import bz2
 import contextlib
+import csv
 import gzip
 import io
 import lzma
@@ -209,24 +210,32 @@ _UNFOLLOWED = (".zst", ".tar", ".tgz", ".tbz2", ".txz")
 def csv_lines(path, rows, member=None):
     """File line numbers (from 1) of data rows ``rows`` (from 0) of a CSV read
     by pandas' defaults, which skip blank and whitespace-only lines: data row
-    ``i`` sits on line ``i + 2`` only when no blank line comes before it. Read
-    again only to name lines in an error; quoted cells spanning lines are not
-    followed."""
+    ``i`` sits on line ``i + 2`` only when no blank line, and no quoted cell
+    spanning lines, comes before it. Read again only to name lines in an error;
+    rows it cannot follow (an unfollowed compression, a cell over the ``csv``
+    module's size limit) are named as ``i + 2``."""
     wanted = sorted(set(int(r) for r in rows))
     found = {}
     name = Path(path).name.lower()
     if not wanted or (member is None and (name.endswith(_UNFOLLOWED) or ".tar." in name)):
         return [int(r) + 2 for r in rows]
     with _open_text(path, member) as fh:
-        row = -1  # the header, the first line that is not blank
-        for number, line in enumerate(fh, start=1):
-            if not line.strip(" \t\r\n"):  # what pandas skips; other spaces are data
-                continue
-            if row >= 0 and row == wanted[len(found)]:
-                found[row] = number
-                if len(found) == len(wanted):
-                    break
-            row += 1
+        reader = csv.reader(fh)
+        row = -1  # the header, the first record that is not blank
+        number = 1  # the line the next record starts on
+        try:
+            for record in reader:
+                start, number = number, reader.line_num + 1
+                # what pandas skips; other spaces (a form feed) are data
+                if not record or (len(record) == 1 and not record[0].strip(" \t\r\n")):
+                    continue
+                if row >= 0 and row == wanted[len(found)]:
+                    found[row] = start
+                    if len(found) == len(wanted):
+                        break
+                row += 1
+        except csv.Error:
+            pass
     return [found.get(int(r), int(r) + 2) for r in rows]
 
 
