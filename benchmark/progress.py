@@ -1,5 +1,6 @@
 """Progress lines that read well both in a terminal and in a log file."""
 
+import os
 import sys
 import time
 
@@ -10,12 +11,27 @@ from fer_sklearn._training import schedule_epochs
 
 from .store import stop_if_interrupted
 
-_START = time.monotonic()
+# The run's start, handed through the environment to the worker processes it
+# starts (loky, a local Dask cluster), so that their lines count from the same
+# moment: the monotonic clock is one per machine. A remote Dask worker counts
+# from its own start.
+_START_VARIABLE = "FER_BENCHMARK_START"
+
+
+def _start():
+    try:
+        return float(os.environ[_START_VARIABLE])
+    except (KeyError, ValueError):
+        os.environ[_START_VARIABLE] = repr(start := time.monotonic())
+        return start
+
+
+_START = _start()
 
 
 def log(message):
-    """One line to stderr, prefixed with the minutes:seconds since start."""
-    elapsed = int(time.monotonic() - _START)
+    """One line to stderr, prefixed with the minutes:seconds since the run started."""
+    elapsed = max(0, int(time.monotonic() - _START))
     print(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
 
 

@@ -532,6 +532,34 @@ def test_atomic_path_syncs_the_new_file_before_it_replaces_the_old(tmp_path, mon
     assert target.read_text() == "newer"
 
 
+def _the_run_start():
+    from benchmark import progress
+
+    return progress._START
+
+
+def test_worker_processes_count_their_log_lines_from_the_run_start(monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    from benchmark import progress
+
+    # loky workers, which the search's fits run on with n_jobs > 1
+    starts = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(_the_run_start)() for _ in range(2))
+    assert starts == [progress._START] * 2
+    # a process started two minutes into the run says so
+    monkeypatch.setenv("FER_BENCHMARK_START", repr(time.monotonic() - 125))
+    child = subprocess.run([sys.executable, "-c", "from benchmark.progress import log; log('fit')"],
+                           capture_output=True, text=True, check=True)
+    assert re.fullmatch(r"\[  2:[0-5]\d\] fit\n", child.stderr)  # 2:05 and the start-up
+    monkeypatch.setenv("FER_BENCHMARK_START", "not a time")
+    child = subprocess.run([sys.executable, "-c", "from benchmark.progress import log; log('fit')"],
+                           capture_output=True, text=True, check=True)
+    assert child.stderr == "[  0:00] fit\n"
+
+
 def test_same_seed_gives_identical_metrics(tiny, tmp_path):
     assert _run(tiny, tmp_path / "a") == 0
     assert _run(tiny, tmp_path / "b") == 0
