@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark import perf
 from benchmark.__main__ import main
@@ -49,6 +50,38 @@ def test_perf_measures_and_reports_side_by_side(tmp_path, monkeypatch):
     if not bf16:
         assert "no fast bfloat16" in text and "| n/a" in text
     assert "convergence" not in results  # synthetic data: no FER2013 sections
+    assert results["fp32_peak_tf32"] is False and "TF32" not in text
+
+
+def test_the_fp32_peak_is_taken_on_tf32_where_the_convolutions_run_on_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert perf.fp32_convolutions_use_tf32("cuda") and perf.fp32_convolutions_use_tf32("cuda:1")
+    assert not perf.fp32_convolutions_use_tf32("cpu")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert not perf.fp32_convolutions_use_tf32("cuda")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert not perf.fp32_convolutions_use_tf32("cuda")  # Turing: no TF32
+    # the matmul setting is the caller's again afterwards
+    seen = []
+    monkeypatch.setattr(perf, "fp32_convolutions_use_tf32", lambda device: True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(perf, "_sync", lambda device: seen.append(
+        torch.backends.cuda.matmul.allow_tf32))
+    assert perf.matmul_peak(torch.float32, sizes=(8,), repeats=1) > 0
+    assert seen == [True, True] and torch.backends.cuda.matmul.allow_tf32 is False
+    seen.clear()
+    perf.matmul_peak(torch.bfloat16, sizes=(8,), repeats=1)
+    assert seen == [False, False]
+
+
+def test_a_tf32_fp32_peak_says_so_in_the_report():
+    results = json.loads((REPORTS / "perf-cpu" / "perf.json").read_text())
+    assert "TF32" not in perf.render(results)
+    results["fp32_peak_tf32"] = True
+    assert ("(on TF32 tensor cores, as cuDNN runs the fp32 convolutions)"
+            in perf.render(results))
 
 
 def test_perf_writes_by_default_to_the_folder_of_its_device(monkeypatch):
