@@ -199,7 +199,9 @@ class TimeBudget(Callback):
     when the fit's ``max_epochs`` would not end in time, the schedule shortens
     to the most epochs that do: the learning-rate schedule is laid over the
     shorter span, and progressive resizing keeps its fraction of it. If the
-    pace recovers, the schedule grows back, never past ``max_epochs``. Once an
+    pace recovers, the schedule grows back, never past ``max_epochs``. The plan
+    ends one standard deviation of the full-size epochs' times before the
+    budget, so that a slower last epoch still ends in time. Once an
     epoch has trained at full size, no later one goes back to the small size.
     If an epoch runs so slowly that the budget ends with it, the fit stops
     there, before its learning rate has annealed. ``FERClassifier(time_budget=...)``
@@ -259,8 +261,12 @@ class TimeBudget(Callback):
                 return full_from
             return small_epochs(net.progressive_resize, epochs)
 
+        # One standard deviation of the full-size epochs' times is kept in
+        # hand, so that a last epoch a little slower than their mean does not
+        # carry the fit past its budget (steady epochs keep none).
+        spread = float(np.std(full, ddof=1)) if len(full) > 1 else 0.0
         net.schedule_epochs_ = epochs_that_fit(
-            self.done_, now - self.start_, self.seconds, net.max_epochs, epoch_s,
+            self.done_, now - self.start_, self.seconds - spread, net.max_epochs, epoch_s,
             small_epoch_s, small_of)
         net.history.record("schedule_epochs", net.schedule_epochs_)
         # What the rest of the plan should take, for progress messages.

@@ -293,6 +293,34 @@ def test_time_budget_shortens_the_schedule_to_end_in_time(faces, monkeypatch):
     assert len(roomy.history) == roomy.schedule_epochs_ == 8 and roomy.full_size_from_ == 4
 
 
+class _PacedNet:
+    """What TimeBudget reads of a fit: no resizing, a history to record in."""
+
+    progressive_resize = train_side_ = full_size_from_ = None
+
+    def __init__(self, max_epochs):
+        from skorch.history import History
+
+        self.max_epochs, self.history = max_epochs, History()
+
+
+@pytest.mark.parametrize("times, epochs", [([20.0] * 4, 5), ([18.0, 22.0] * 2, 4)])
+def test_time_budget_keeps_the_spread_of_the_epoch_times_in_hand(times, epochs):
+    # Epochs of 18 and 22 s (mean 20): after four, 80 s of a 100-s budget are
+    # spent. A plan on the mean alone ran a fifth, which ends past the budget
+    # whenever it is one of the slower ones; steady 20-s epochs keep no margin.
+    now = [0.0]
+    budget = TimeBudget(100.0)
+    budget.clock = lambda: now[0]
+    net = _PacedNet(max_epochs=10)
+    budget.on_train_begin(net)
+    for seconds in times:
+        now[0] += seconds
+        net.history.new_epoch()
+        budget.on_epoch_end(net)
+    assert net.schedule_epochs_ == epochs
+
+
 def test_time_budget_never_goes_back_to_small_faces(faces, monkeypatch):
     X, y = faces
     clock = FakeClock()
