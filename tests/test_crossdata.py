@@ -569,6 +569,26 @@ def test_time_budget_counts_the_small_epochs_of_progressive_resizing(monkeypatch
     assert "at 32x32 pixels" in budget_text(plan)
 
 
+def test_a_budget_that_leaves_few_epochs_says_so_and_why(monkeypatch):
+    from benchmark.stages import search as search_module
+
+    est = FERClassifier(max_epochs=40, device="cpu")
+    short, enough = {"epochs": 8, "max_epochs": 40}, {"epochs": 20, "max_epochs": 40}
+    assert search_module.short_schedule_note("cnn", enough, est) is None
+    monkeypatch.setattr(search_module, "bf16_supported", lambda device: True)
+    note = search_module.short_schedule_note("cnn", short, est)
+    assert note == ("search cnn: only 8 of the recipe's 40 epochs fit its time budget here, "
+                    "so expect lower accuracy than where more fit")
+    monkeypatch.setattr(search_module, "bf16_supported", lambda device: False)
+    note = search_module.short_schedule_note("cnn", short, est)
+    assert note.endswith("this CPU has no fast bfloat16 (AVX512-BF16 or AMX), so the fit "
+                         "runs in fp32: a GPU, or a CPU with either, fits several times more "
+                         "epochs")
+    # fp32 asked for: no hint to go and find bf16
+    est.set_params(precision="fp32")
+    assert search_module.short_schedule_note("cnn", short, est).endswith("where more fit")
+
+
 def test_fit_progress_counts_the_epochs_of_a_shortened_schedule(monkeypatch, capsys):
     from benchmark.progress import FitProgress
     from fer_sklearn import CNNClassifier

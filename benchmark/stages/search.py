@@ -13,6 +13,7 @@ from skorch.dataset import ValidSplit
 
 from fer_sklearn import FERClassifier
 from fer_sklearn._hints import did_you_mean
+from fer_sklearn._torch_utils import bf16_supported, resolve_device
 from fer_sklearn._training import epochs_that_fit, small_epochs
 from fer_sklearn.architectures import create, get_spec
 from fer_sklearn.reporting.markdown import budget_text
@@ -169,6 +170,26 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
     return plan
 
 
+SHORT_SCHEDULE = ("search {model}: only {epochs} of the recipe's {max_epochs} epochs fit its "
+                  "time budget here, so expect lower accuracy than where more fit{why}")
+NO_FAST_BF16 = ("; this CPU has no fast bfloat16 (AVX512-BF16 or AMX), so the fit runs in "
+                "fp32: a GPU, or a CPU with either, fits several times more epochs")
+
+
+def short_schedule_note(model, plan, est):
+    """A line for the log where the budget leaves less than half the recipe's
+    epochs (None otherwise), saying why where the CPU trains in fp32 for want
+    of fast bfloat16."""
+    if 2 * plan["epochs"] >= plan["max_epochs"]:
+        return None
+    device = resolve_device(est.device) or "cpu"
+    fp32_cpu = (torch.device(device).type == "cpu" and est.precision == "auto"
+                and not bf16_supported(device))
+    return SHORT_SCHEDULE.format(model=model, epochs=plan["epochs"],
+                                 max_epochs=plan["max_epochs"],
+                                 why=NO_FAST_BF16 if fp32_cpu else "")
+
+
 def search_one(config, model, X, y):
     """Search ``model``'s grid on ``(X, y)``; returns ``(fitted estimator, record)``."""
     recipe = config.recipe(model)
@@ -197,6 +218,8 @@ def search_one(config, model, X, y):
                                / plan["epoch_s"])
             record["time_budget"] = plan
             log(f"search {model}: {budget_text(plan)}")
+            if note := short_schedule_note(model, plan, est):
+                log(note)
         start = time.perf_counter()
         est.fit(X, y)
         record.update(cv=None, best_params={}, refit_time=time.perf_counter() - start)
