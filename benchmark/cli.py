@@ -8,7 +8,7 @@ from fer_sklearn.architectures import get_spec, list_architectures
 from . import runner
 from .config import DATASET_KINDS, describe_profiles, resolve_config
 from .config import FIELDS as CONFIG_FIELDS
-from .progress import log
+from .progress import log, start_clock
 from .store import WriteError, holding_run
 
 CANNOT_WRITE = "cannot write {path}: {reason}. {remedy}"
@@ -108,6 +108,7 @@ def main(args):
     """Run the parsed command; user errors end with a message, not a traceback."""
     commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "faces": cmd_faces,
                 "evaluate": cmd_evaluate, "perf": cmd_perf}
+    start_clock()
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:  # `run` says more itself

@@ -1,5 +1,6 @@
 """Progress lines that read well both in a terminal and in a log file."""
 
+import math
 import os
 import sys
 import time
@@ -18,15 +19,28 @@ from .store import stop_if_interrupted
 _START_VARIABLE = "FER_BENCHMARK_START"
 
 
-def _start():
+def _inherited_start():
+    """The start handed down by the process that started this one, or None
+    (none, or not a moment of this machine's monotonic clock so far)."""
     try:
-        return float(os.environ[_START_VARIABLE])
+        value = float(os.environ[_START_VARIABLE])
     except (KeyError, ValueError):
-        os.environ[_START_VARIABLE] = repr(start := time.monotonic())
-        return start
+        return None
+    return value if math.isfinite(value) and 0 <= value <= time.monotonic() else None
 
 
-_START = _start()
+def start_clock():
+    """Log lines count from now, here and in the worker processes started
+    from here on. Each command calls it, so a run started from a process
+    that has its own clock (a notebook, a test) counts from its own start."""
+    global _START
+    _START = time.monotonic()
+    os.environ[_START_VARIABLE] = repr(_START)
+
+
+_START = _inherited_start()
+if _START is None:
+    start_clock()
 
 
 def log(message):

@@ -549,15 +549,24 @@ def test_worker_processes_count_their_log_lines_from_the_run_start(monkeypatch):
     starts = joblib.Parallel(n_jobs=2, backend="loky")(
         joblib.delayed(_the_run_start)() for _ in range(2))
     assert starts == [progress._START] * 2
-    # a process started two minutes into the run says so
-    monkeypatch.setenv("FER_BENCHMARK_START", repr(time.monotonic() - 125))
-    child = subprocess.run([sys.executable, "-c", "from benchmark.progress import log; log('fit')"],
-                           capture_output=True, text=True, check=True)
-    assert re.fullmatch(r"\[  2:[0-5]\d\] fit\n", child.stderr)  # 2:05 and the start-up
-    monkeypatch.setenv("FER_BENCHMARK_START", "not a time")
-    child = subprocess.run([sys.executable, "-c", "from benchmark.progress import log; log('fit')"],
-                           capture_output=True, text=True, check=True)
-    assert child.stderr == "[  0:00] fit\n"
+
+    def child_log(start, command="log('fit')"):
+        monkeypatch.setenv("FER_BENCHMARK_START", start)
+        out = subprocess.run([sys.executable, "-c", f"from benchmark.progress import *; {command}"],
+                             capture_output=True, text=True, check=True).stderr
+        return re.search(r"^\[ *(\d+):(\d\d)\] fit$", out, re.M).groups()
+
+    # a worker started two minutes into the run says so
+    minutes, seconds = child_log(repr(time.monotonic() - 125))
+    assert minutes == "2" and 5 <= int(seconds) < 60  # 2:05 and the start-up
+    # a command starts its own clock (a run started from a notebook or a test)
+    assert child_log(repr(time.monotonic() - 125), "start_clock(); log('fit')") == ("0", "00")
+    # what is not a moment of this machine's clock so far is not taken
+    for start in ["not a time", "nan", "inf", repr(time.monotonic() + 3600), "-5"]:
+        monkeypatch.setenv("FER_BENCHMARK_START", start)
+        assert progress._inherited_start() is None
+    monkeypatch.setenv("FER_BENCHMARK_START", repr(time.monotonic() - 1))
+    assert progress._inherited_start() is not None
 
 
 def test_same_seed_gives_identical_metrics(tiny, tmp_path):
