@@ -99,6 +99,10 @@ def test_fer2013_csv_is_cached_and_the_cache_follows_the_file(tmp_path, private_
     third = load_fer2013_csv(path)
     assert not third.report["cache_hit"]
     np.testing.assert_array_equal(third.data, new)
+    # the new entry replaced the older one of the same file; other files keep theirs
+    assert len(list(private_cache.glob("fer2013_csv-*.npz"))) == 1
+    load_fer2013_csv(_write_csv(tmp_path / "g.csv", new, [3, 3, 3], ["Training"] * 3))
+    assert len(list(private_cache.glob("fer2013_csv-*.npz"))) == 2
     assert not load_fer2013_csv(path, cache=False).report["cache_hit"]
 
 
@@ -112,6 +116,8 @@ def test_a_file_put_in_place_with_the_same_size_and_mtime_is_decoded_again(tmp_p
     assert other.stat().st_size == before.st_size
     os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
     os.replace(other, path)
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    assert path.stat().st_ctime_ns != before.st_ctime_ns
     again = load_fer2013_csv(path)
     assert not again.report["cache_hit"]
     np.testing.assert_array_equal(again.data, first.data[::-1])

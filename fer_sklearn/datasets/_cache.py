@@ -5,6 +5,8 @@ else ``~/.cache/fer_sklearn``. Each loader takes ``cache=True`` (that folder),
 ``cache=False`` (no cache) or a folder path. Entries are written atomically
 (temporary file, then rename), so an interrupted load never leaves a broken one;
 an entry damaged some other way (truncated, emptied) is a miss, rebuilt and rewritten.
+A new entry replaces the older ones of the same source (loader, path and options), so
+the cache holds one entry per source however often its files change.
 """
 
 import hashlib
@@ -20,7 +22,7 @@ import pandas as pd
 from ._walk import walk
 
 # Bump when the decoded result of any loader changes for the same input.
-_FORMAT_VERSION = 4
+_FORMAT_VERSION = 5
 
 
 def cache_dir():
@@ -40,9 +42,10 @@ def _folder(cache):
 
 def _status(st):
     """What changes when a file's content may have: its size and mtime, and
-    its inode and ctime, which a file put in its place (``cp -p``, ``rsync
-    -t``, an unpacked archive keeping mtimes) cannot carry over."""
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    its ctime, which a file written or put in place while keeping an older
+    mtime (``cp -p``, ``rsync -t``, an unpacked archive) cannot carry over.
+    (Not the inode, which some network filesystems renumber on every mount.)"""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _stat(path, name):
@@ -75,6 +78,13 @@ def _files_fingerprint(files):
     return [len(entries), _digest(entries)]
 
 
+def _source(kind, path, options):
+    """What an entry is of, whatever state the files are in: a new entry
+    replaces the older ones of the same source, so the cache keeps one each."""
+    blob = json.dumps([kind, str(Path(path).resolve()), options], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def _key(kind, path, options, files=None):
     parts = [_FORMAT_VERSION, kind, _fingerprint(path), options]
     if files is not None:
@@ -91,7 +101,7 @@ def load_or_build(kind, path, options, cache, build, files=None):
     kind : str
         Loader name (part of the key).
     path : path-like
-        The source; its status (size, mtime, inode, ctime; every file's, for a folder) is in the key.
+        The source; its status (size, mtime, ctime; every file's, for a folder) is in the key.
     options : dict
         Loader options that change the decoded result.
     cache : bool or path-like
@@ -111,7 +121,8 @@ def load_or_build(kind, path, options, cache, build, files=None):
     folder = _folder(cache)
     if folder is None:
         return (*build(), False)
-    entry = folder / f"{kind}-{_key(kind, path, options, files)}.npz"
+    source = f"{kind}-{_source(kind, path, options)}"
+    entry = folder / f"{source}-{_key(kind, path, options, files)}.npz"
     if entry.exists():
         try:
             return (*_read(entry), True)
@@ -120,6 +131,9 @@ def load_or_build(kind, path, options, cache, build, files=None):
     data, target, frame, report = build()
     try:
         _write(entry, data, target, frame, report)
+        for older in folder.glob(f"{source}-*.npz"):
+            if older != entry:
+                older.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only or full cache folder must not fail the load
     return data, target, frame, report, False

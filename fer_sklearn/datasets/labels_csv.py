@@ -182,7 +182,7 @@ def load_labels_csv(path, root=None, *, size=48, on_error="raise", cache=True,
     when ``root`` is given: their longest common folder is replaced by ``root``.
     An optional ``split`` column becomes ``frame["split"]`` (a blank cell:
     ``unassigned``). The decode cache keys on the CSV, the resolved ``root`` and
-    the status (size, mtime, inode, ctime) of every listed image, so a changed image is decoded again.
+    the status (size, mtime, ctime) of every listed image, so a changed image is decoded again.
 
     Parameters
     ----------
