@@ -206,6 +206,12 @@ def test_csv_lines_follow_quoted_cells_that_span_lines(tmp_path):
     frame = pd.read_csv(path)
     assert frame["b"].tolist() == [2, 3, 4, 6]
     assert csv_lines(path, [0, 1, 2, 3]) == [2, 5, 8, 9]
+    # a quoted blank cell is a row, not a blank line
+    path.write_text('a,b\n1,x\n""\n2,\n')
+    assert len(pd.read_csv(path)) == 3 and csv_lines(path, [0, 1, 2]) == [2, 3, 4]
+    # a cell too long for the csv module: lines are counted as records
+    path.write_text("emotion,pixels\n\n0," + "1 " * 70_000 + "\n1,2\n")
+    assert len(pd.read_csv(path)) == 2 and csv_lines(path, [0, 1]) == [3, 4]
 
 
 def test_a_fer2013_csv_stored_twice_in_a_zip_is_one_file(tmp_path):

@@ -207,35 +207,66 @@ _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _UNFOLLOWED = (".zst", ".tar", ".tgz", ".tbz2", ".txz")
 
 
+def _blank(line):
+    """Whether pandas skips the line: nothing but spaces, tabs and line ends
+    (other spaces, such as a form feed, are data)."""
+    return not line.strip(" \t\r\n")
+
+
+def _record_lines(fh):
+    """The file line (from 1) each CSV record starts on, None for a line that
+    pandas skips; quoted cells that span lines are followed."""
+    seen = []
+
+    def lines():
+        for line in fh:
+            seen.append(line)
+            yield line
+
+    reader = csv.reader(lines())
+    number = 1  # the line the next record starts on
+    for _ in reader:
+        start, number = number, reader.line_num + 1
+        # a blank line, not a quoted blank cell, which is data
+        yield None if number - start == 1 and _blank(seen[-1]) else start
+        seen.clear()
+
+
+def _unquoted_record_lines(fh):
+    """As :func:`_record_lines`, one record per line (where a cell is too long
+    for the ``csv`` module)."""
+    for number, line in enumerate(fh, start=1):
+        yield None if _blank(line) else number
+
+
 def csv_lines(path, rows, member=None):
     """File line numbers (from 1) of data rows ``rows`` (from 0) of a CSV read
     by pandas' defaults, which skip blank and whitespace-only lines: data row
     ``i`` sits on line ``i + 2`` only when no blank line, and no quoted cell
-    spanning lines, comes before it. Read again only to name lines in an error;
-    rows it cannot follow (an unfollowed compression, a cell over the ``csv``
-    module's size limit) are named as ``i + 2``."""
+    spanning lines, comes before it. Read again only to name lines in an error.
+    Rows of a compression it does not follow are named as ``i + 2``; where a
+    cell is too long for the ``csv`` module, lines are counted as records."""
     wanted = sorted(set(int(r) for r in rows))
-    found = {}
     name = Path(path).name.lower()
     if not wanted or (member is None and (name.endswith(_UNFOLLOWED) or ".tar." in name)):
         return [int(r) + 2 for r in rows]
-    with _open_text(path, member) as fh:
-        reader = csv.reader(fh)
+    found = {}
+    for records in (_record_lines, _unquoted_record_lines):
+        found = {}
         row = -1  # the header, the first record that is not blank
-        number = 1  # the line the next record starts on
         try:
-            for record in reader:
-                start, number = number, reader.line_num + 1
-                # what pandas skips; other spaces (a form feed) are data
-                if not record or (len(record) == 1 and not record[0].strip(" \t\r\n")):
-                    continue
-                if row >= 0 and row == wanted[len(found)]:
-                    found[row] = start
-                    if len(found) == len(wanted):
-                        break
-                row += 1
-        except csv.Error:
-            pass
+            with _open_text(path, member) as fh:
+                for start in records(fh):
+                    if start is None:
+                        continue
+                    if row >= 0 and row == wanted[len(found)]:
+                        found[row] = start
+                        if len(found) == len(wanted):
+                            break
+                    row += 1
+            break
+        except csv.Error:  # a cell over the csv module's size limit
+            continue
     return [found.get(int(r), int(r) + 2) for r in rows]
 
 
