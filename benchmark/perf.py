@@ -75,21 +75,28 @@ def _sync(device):
 def fp32_convolutions_use_tf32(device):
     """Whether fp32 convolutions on ``device`` run on TF32 tensor cores: cuDNN
     does so by default on NVIDIA GPUs from Ampere (compute capability 8.0)."""
-    if torch.device(device).type != "cuda":
+    if torch.device(device).type != "cuda" or torch.version.hip:
         return False
     return bool(torch.backends.cudnn.allow_tf32) and torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def fp32_peak_on_tf32(device):
+    """Whether the fp32 matmul peak is taken on TF32: where the convolutions
+    run on it, or where the caller already lets matmuls do so."""
+    if torch.device(device).type != "cuda" or torch.version.hip:
+        return False
+    return fp32_convolutions_use_tf32(device) or bool(torch.backends.cuda.matmul.allow_tf32)
 
 
 def matmul_peak(dtype, device="cpu", sizes=(1024, 2048, 3072), repeats=4):
     """Best FLOP/s of a square matmul over ``sizes`` (2 n^3 FLOPs each).
 
     The fp32 peak is taken with TF32 where the models' fp32 convolutions run
-    in TF32 (:func:`fp32_convolutions_use_tf32`): measured in true fp32, that
-    ceiling sits below the convolutions' own, and the fp32 MFU could pass 100%.
+    in TF32 (:func:`fp32_peak_on_tf32`): measured in true fp32, that ceiling
+    sits below the convolutions' own, and the fp32 MFU could pass 100%.
     """
-    tf32 = dtype == torch.float32 and fp32_convolutions_use_tf32(device)
     before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = tf32 or before
+    torch.backends.cuda.matmul.allow_tf32 = dtype == torch.float32 and fp32_peak_on_tf32(device)
     try:
         best = 0.0
         for n in sizes:
@@ -428,7 +435,7 @@ def run(dataset=None, out=None, device="cpu", models=FAMILIES, epochs=6):
     peaks = {p: matmul_peak(dtypes[p], device) if p in precisions else None
              for p in ("fp32", "bf16")}
     results["matmul_peak_flops_per_s"] = peaks
-    results["fp32_peak_tf32"] = fp32_convolutions_use_tf32(device)
+    results["fp32_peak_tf32"] = fp32_peak_on_tf32(device)
     results["families"] = {m: family(m, X, y, device, peaks) for m in models}
     log("perf: the original study's pipeline (JPEG -> PIL -> 224x224x3 ResNet-18, fp32)")
     theirs = original_pipeline_rate(X, y, device)
@@ -569,7 +576,7 @@ def render(r):
             + f"Whole benchmark: {r['seconds'] / 60:.1f} min, peak RSS "
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB.", "",
             f"Matmul peak (best of 1024-3072 square): fp32 {_g(peaks['fp32'])} GFLOP/s"
-            + (" (on TF32 tensor cores, as cuDNN runs the fp32 convolutions)"
+            + (" (on TF32 tensor cores, which fp32 work runs on here)"
                if r.get("fp32_peak_tf32") else "") + ", "
             f"{bf16_peak}.", "",
             "## Training and inference per family", ""]

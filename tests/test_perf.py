@@ -63,9 +63,15 @@ def test_the_fp32_peak_is_taken_on_tf32_where_the_convolutions_run_on_it(monkeyp
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     assert not perf.fp32_convolutions_use_tf32("cuda")  # Turing: no TF32
+    # a caller who lets matmuls run on TF32 gets a TF32 peak, and it is recorded so
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    assert perf.fp32_peak_on_tf32("cuda") and not perf.fp32_peak_on_tf32("cpu")
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # ROCm: no cuDNN TF32
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 4))
+    assert not perf.fp32_convolutions_use_tf32("cuda") and not perf.fp32_peak_on_tf32("cuda")
     # the matmul setting is the caller's again afterwards
     seen = []
-    monkeypatch.setattr(perf, "fp32_convolutions_use_tf32", lambda device: True)
+    monkeypatch.setattr(perf, "fp32_peak_on_tf32", lambda device: True)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(perf, "_sync", lambda device: seen.append(
         torch.backends.cuda.matmul.allow_tf32))
@@ -80,8 +86,7 @@ def test_a_tf32_fp32_peak_says_so_in_the_report():
     results = json.loads((REPORTS / "perf-cpu" / "perf.json").read_text())
     assert "TF32" not in perf.render(results)
     results["fp32_peak_tf32"] = True
-    assert ("(on TF32 tensor cores, as cuDNN runs the fp32 convolutions)"
-            in perf.render(results))
+    assert "(on TF32 tensor cores, which fp32 work runs on here)" in perf.render(results)
 
 
 def test_perf_writes_by_default_to_the_folder_of_its_device(monkeypatch):
