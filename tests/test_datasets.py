@@ -801,7 +801,7 @@ def test_damaged_zip_member_is_named(tmp_path):
         raw[i] ^= 0xC3
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"Cannot decode image anger/angry0.bmp: cannot read "
-                                         r"the file \(error: Error -3 while decompressing"):
+                                         r"the file \("):
         load_image_folder(path, cache=False)
     # as any unreadable image: skipped and listed where asked (a small zip was
     # once refused whole, up front, even with on_error="skip")
