@@ -582,8 +582,8 @@ def test_a_budget_that_leaves_few_epochs_says_so_and_why(monkeypatch):
     monkeypatch.setattr(search_module, "bf16_supported", lambda device: False)
     note = search_module.short_schedule_note("cnn", short, est)
     assert note.endswith("this CPU has no fast bfloat16 (AVX512-BF16 or AMX), so the fit "
-                         "runs in fp32: a GPU, or a CPU with either, fits several times more "
-                         "epochs")
+                         "runs in fp32: a GPU, or a CPU with either, fits up to four times as "
+                         "many epochs")
     # fp32 asked for: no hint to go and find bf16
     est.set_params(precision="fp32")
     assert search_module.short_schedule_note("cnn", short, est).endswith("where more fit")

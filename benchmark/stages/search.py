@@ -173,7 +173,7 @@ def epochs_within(est, X, y, budget, holdout=None, seed=0):
 SHORT_SCHEDULE = ("search {model}: only {epochs} of the recipe's {max_epochs} epochs fit its "
                   "time budget here, so expect lower accuracy than where more fit{why}")
 NO_FAST_BF16 = ("; this CPU has no fast bfloat16 (AVX512-BF16 or AMX), so the fit runs in "
-                "fp32: a GPU, or a CPU with either, fits several times more epochs")
+                "fp32: a GPU, or a CPU with either, fits up to four times as many epochs")
 
 
 def short_schedule_note(model, plan, est):
