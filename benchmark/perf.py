@@ -72,20 +72,22 @@ def _sync(device):
 # --------------------------------------------------------------------------- #
 # Peak
 # --------------------------------------------------------------------------- #
+def _nvidia(device):
+    return torch.device(device).type == "cuda" and not torch.version.hip
+
+
 def fp32_convolutions_use_tf32(device):
     """Whether fp32 convolutions on ``device`` run on TF32 tensor cores: cuDNN
     does so by default on NVIDIA GPUs from Ampere (compute capability 8.0)."""
-    if torch.device(device).type != "cuda" or torch.version.hip:
-        return False
-    return bool(torch.backends.cudnn.allow_tf32) and torch.cuda.get_device_capability(device)[0] >= 8
+    return (_nvidia(device) and bool(torch.backends.cudnn.allow_tf32)
+            and torch.cuda.get_device_capability(device)[0] >= 8)
 
 
 def fp32_peak_on_tf32(device):
     """Whether the fp32 matmul peak is taken on TF32: where the convolutions
     run on it, or where the caller already lets matmuls do so."""
-    if torch.device(device).type != "cuda" or torch.version.hip:
-        return False
-    return fp32_convolutions_use_tf32(device) or bool(torch.backends.cuda.matmul.allow_tf32)
+    return fp32_convolutions_use_tf32(device) or (
+        _nvidia(device) and bool(torch.backends.cuda.matmul.allow_tf32))
 
 
 def matmul_peak(dtype, device="cpu", sizes=(1024, 2048, 3072), repeats=4):

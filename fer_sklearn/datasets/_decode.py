@@ -216,11 +216,12 @@ def _blank(line):
 def _record_lines(fh):
     """The file line (from 1) each CSV record starts on, None for a line that
     pandas skips; quoted cells that span lines are followed."""
-    seen = []
+    last = ""  # the last line the reader took
 
     def lines():
+        nonlocal last
         for line in fh:
-            seen.append(line)
+            last = line
             yield line
 
     reader = csv.reader(lines())
@@ -228,8 +229,7 @@ def _record_lines(fh):
     for _ in reader:
         start, number = number, reader.line_num + 1
         # a blank line, not a quoted blank cell, which is data
-        yield None if number - start == 1 and _blank(seen[-1]) else start
-        seen.clear()
+        yield None if number - start == 1 and _blank(last) else start
 
 
 def _unquoted_record_lines(fh):
