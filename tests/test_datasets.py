@@ -4,6 +4,8 @@ import io
 import lzma
 import os
 import re
+import sys
+import tarfile
 import warnings
 import zipfile
 
@@ -188,15 +190,47 @@ def test_fer2013_csv_errors_name_the_file_line_after_blank_lines(tmp_path, suffi
         load_fer2013_csv(path, cache=False)
 
 
-def test_csv_lines_follow_pandas_on_a_bom_odd_spaces_and_unfollowed_compressions(tmp_path):
+def test_csv_lines_follow_pandas_on_a_bom_odd_spaces_and_unfollowed_compressions(
+        tmp_path, monkeypatch):
     path = tmp_path / "f.csv"
     # a BOM on the header; a form feed is data to pandas, not a blank line
     path.write_bytes("\ufeffa,b\n1,2\n\x0c\n\t \n3,4\n".encode())
     assert len(pd.read_csv(path)) == 3
     assert csv_lines(path, [0, 1, 2]) == [2, 3, 5]
-    packed = tmp_path / "f.csv.zst"  # pandas infers zstd; not followed: i + 2
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # not installed
+    packed = tmp_path / "f.csv.zst"  # pandas infers zstd: i + 2 without zstandard
     packed.write_bytes(b"not read")
     assert csv_lines(packed, [0, 4]) == [2, 6]
+    # a zip or tar of two files: pandas refuses it; i + 2
+    two = tmp_path / "two.csv.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("a.csv", "a\n\n1\n")
+        zf.writestr("b.csv", "a\n\n1\n")
+    assert csv_lines(two, [0]) == [2]
+    with tarfile.open(tmp_path / "two.tar", "w") as tf:
+        tf.add(two, "a.csv")
+        tf.add(path, "b.csv")
+    assert csv_lines(tmp_path / "two.tar", [0]) == [2]
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar", ".tar.gz", ".tar.xz", ".csv.bz2", ".csv.xz"])
+def test_csv_lines_read_a_compressed_csv_as_pandas_infers_it(tmp_path, suffix):
+    text = "a,b\n\n1,2\n\n\n3,4\n"
+    csv_path = tmp_path / "f.csv"
+    csv_path.write_text(text)
+    path = tmp_path / f"f{suffix}"
+    if suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(csv_path, "f.csv")
+    elif ".tar" in suffix:
+        with tarfile.open(path, "w:" + suffix.split(".")[-1].replace("tar", "")) as tf:
+            tf.add(csv_path, "f.csv")
+    else:
+        opener = bz2.open if suffix.endswith(".bz2") else lzma.open
+        with opener(path, "wt") as fh:
+            fh.write(text)
+    assert pd.read_csv(path)["b"].tolist() == [2, 4]
+    assert csv_lines(path, [0, 1]) == [3, 6]
 
 
 def test_csv_lines_follow_quoted_cells_that_span_lines(tmp_path):

@@ -16,10 +16,10 @@ import csv
 import gzip
 import io
 import lzma
+import tarfile
 import zipfile
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -188,23 +188,58 @@ def read_csv_or_explain(path, **kwargs):
         raise unreadable_csv(path, exc) from exc
 
 
+# The compressions pandas infers from a file name, tried in this order (as
+# ``pandas.io.common.extension_to_compression``); any other name is plain text.
+_COMPRESSIONS = ((".tar", "tar"), (".tar.gz", "tar"), (".tar.bz2", "tar"), (".tar.xz", "tar"),
+                 (".gz", "gzip"), (".bz2", "bz2"), (".zip", "zip"), (".xz", "xz"),
+                 (".zst", "zstd"))
+_OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+
+
+class _Unfollowed(Exception):
+    """The file's text cannot be read as pandas read it (an archive that does not
+    hold exactly one file, or zstd without the ``zstandard`` package)."""
+
+
+def _compression(path):
+    name = str(path).lower()
+    return next((kind for ext, kind in _COMPRESSIONS if name.endswith(ext)), None)
+
+
 @contextlib.contextmanager
 def _open_text(path, member=None):
-    """The text of ``path`` as pandas reads it: ``member`` of a zip, or a file
-    compressed by extension (``.gz``, ``.bz2``, ``.xz``), or plain."""
-    if member is not None:
-        with zipfile.ZipFile(path) as zf, io.TextIOWrapper(
-                zf.open(member), encoding="utf-8-sig", errors="replace") as fh:
-            yield fh
-        return
-    opener = _OPENERS.get(Path(path).suffix.lower(), open)
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
-        yield fh
-
-
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-# Compressions pandas infers that are not followed here (lines then read as i + 2).
-_UNFOLLOWED = (".zst", ".tar", ".tgz", ".tbz2", ".txz")
+    """The text of ``path`` as ``pandas.read_csv`` reads it by default: ``member``
+    of a zip; the one file of a ``.zip``, or of a ``.tar`` (also ``.tar.gz``,
+    ``.tar.bz2``, ``.tar.xz``); a file compressed by its extension (``.gz``,
+    ``.bz2``, ``.xz``, ``.zst``); or plain text. Raises :class:`_Unfollowed`
+    where pandas' reading cannot be followed."""
+    kind = "zip" if member is not None else _compression(path)
+    with contextlib.ExitStack() as stack:
+        if kind == "zip":
+            zf = stack.enter_context(zipfile.ZipFile(path))
+            if member is None:
+                names = zf.namelist()
+                if len(names) != 1:
+                    raise _Unfollowed(path)
+                member = names[0]
+            raw = stack.enter_context(zf.open(member))
+        elif kind == "tar":
+            tf = stack.enter_context(tarfile.open(path, "r:*"))
+            names = tf.getnames()
+            raw = tf.extractfile(names[0]) if len(names) == 1 else None
+            if raw is None:  # not one file (a folder, a link, several members)
+                raise _Unfollowed(path)
+            stack.enter_context(raw)
+        elif kind == "zstd":
+            try:
+                import zstandard
+            except ImportError:  # pandas cannot read it either
+                raise _Unfollowed(path) from None
+            raw = stack.enter_context(zstandard.open(path, "rb"))
+        else:
+            raw = stack.enter_context(_OPENERS.get(kind, open)(path, "rb"))
+        yield stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8-sig",
+                                                   errors="replace"))
 
 
 def _blank(line):
@@ -243,15 +278,13 @@ def csv_lines(path, rows, member=None):
     """File line numbers (from 1) of data rows ``rows`` (from 0) of a CSV read
     by pandas' defaults, which skip blank and whitespace-only lines: data row
     ``i`` sits on line ``i + 2`` only when no blank line, and no quoted cell
-    spanning lines, comes before it. Read again only to name lines in an error.
-    Rows of a compression it does not follow are named as ``i + 2``; where a
-    cell is too long for the ``csv`` module, lines are counted as records."""
+    spanning lines, comes before it. Read again only to name lines in an error,
+    through the compression pandas infers from the name (see :func:`_open_text`);
+    where that cannot be followed, rows are named as ``i + 2``. Where a cell is
+    too long for the ``csv`` module, lines are counted as records."""
     wanted = sorted(set(int(r) for r in rows))
-    name = Path(path).name.lower()
-    if not wanted or (member is None and (name.endswith(_UNFOLLOWED) or ".tar." in name)):
-        return [int(r) + 2 for r in rows]
     found = {}
-    for records in (_record_lines, _unquoted_record_lines):
+    for records in (_record_lines, _unquoted_record_lines) if wanted else ():
         found = {}
         row = -1  # the header, the first record that is not blank
         try:
@@ -267,6 +300,9 @@ def csv_lines(path, rows, member=None):
             break
         except csv.Error:  # a cell over the csv module's size limit
             continue
+        except (_Unfollowed, tarfile.TarError, *ZIP_READ_ERRORS):  # as it cannot be read
+            found = {}
+            break
     return [found.get(int(r), int(r) + 2) for r in rows]
 
 
