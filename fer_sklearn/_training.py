@@ -201,7 +201,9 @@ class TimeBudget(Callback):
     shorter span, and progressive resizing keeps its fraction of it. If the
     pace recovers, the schedule grows back, never past ``max_epochs``. The plan
     ends one standard deviation of the full-size epochs' times before the
-    budget, so that a slower last epoch still ends in time. Once an
+    budget (of the small epochs' times, scaled to full size, until two
+    full-size epochs are timed), so that a slower last epoch still ends in
+    time. Once an
     epoch has trained at full size, no later one goes back to the small size.
     If an epoch runs so slowly that the budget ends with it, the fit stops
     there, before its learning rate has annealed. ``FERClassifier(time_budget=...)``
@@ -263,8 +265,14 @@ class TimeBudget(Callback):
 
         # One standard deviation of the full-size epochs' times is kept in
         # hand, so that a last epoch a little slower than their mean does not
-        # carry the fit past its budget (steady epochs keep none).
-        spread = float(np.std(full, ddof=1)) if len(full) > 1 else 0.0
+        # carry the fit past its budget (steady epochs keep none). Until two
+        # full-size epochs are timed, the small ones' spread stands in, scaled
+        # as their mean is.
+        spread = 0.0
+        if len(full) > 1:
+            spread = float(np.std(full, ddof=1))
+        elif len(small) > 1:
+            spread = float(np.std(small, ddof=1)) / ratio
         net.schedule_epochs_ = epochs_that_fit(
             self.done_, now - self.start_, self.seconds - spread, net.max_epochs, epoch_s,
             small_epoch_s, small_of)

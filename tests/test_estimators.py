@@ -321,6 +321,29 @@ def test_time_budget_keeps_the_spread_of_the_epoch_times_in_hand(times, epochs):
     assert net.schedule_epochs_ == epochs
 
 
+def test_time_budget_keeps_the_small_epochs_spread_until_full_ones_are_timed():
+    # Small epochs of 4.5 and 5.5 s at half a full epoch's cost: full ones are
+    # expected at 10 s, give or take 1.4 (their spread, doubled). With 10 s
+    # spent, ten epochs (three more small, five full) would end exactly on the
+    # 75-s budget, so the plan keeps the margin and trains nine.
+    now = [0.0]
+    budget = TimeBudget(75.0, small_cost=0.5)
+    budget.clock = lambda: now[0]
+    net = _PacedNet(max_epochs=10)
+    net.progressive_resize, net.train_side_ = (24, 0.5), 24
+    budget.on_train_begin(net)
+    for seconds in (4.5, 5.5):
+        now[0] += seconds
+        net.history.new_epoch()
+        budget.on_epoch_end(net)
+    assert net.schedule_epochs_ == 9
+    budget.times_[True] = [5.0, 5.0]  # steady small epochs keep no margin:
+    now[0] += 5.0  # a third, of 5 s, and the ten fit
+    net.history.new_epoch()
+    budget.on_epoch_end(net)
+    assert budget.done_ == 3 and net.schedule_epochs_ == 10
+
+
 def test_time_budget_never_goes_back_to_small_faces(faces, monkeypatch):
     X, y = faces
     clock = FakeClock()
