@@ -326,23 +326,29 @@ def cross_dataset_section(results):
                      f"classes this dataset lacks): {counts}. They get equal probabilities "
                      f"over the shared classes, so they count as predicted "
                      f"`{e['shared_classes'][0]}` and their log loss is a uniform guess's.", ""]
-        rows = [[name, ci(r["metrics"]["accuracy"]), ci(r["metrics"]["macro_f1"]),
-                 ci(r["metrics"]["balanced_accuracy"])] for name, r in e["models"].items()]
+        # the run's models in its config's order, the ensemble after them
+        # (results.json stores its keys sorted)
+        listed = results["config"]["models"]
+        names = ([m for m in listed if m in e["models"]]
+                 + [m for m in e["models"] if m not in listed])
+        rows = [[name, ci(e["models"][name]["metrics"]["accuracy"]),
+                 ci(e["models"][name]["metrics"]["macro_f1"]),
+                 ci(e["models"][name]["metrics"]["balanced_accuracy"])] for name in names]
         text += [table(rows, ["model", "accuracy % [95% CI]", "macro-F1 % [CI]",
                               "balanced acc. % [CI]"]), ""]
         rows = [[c, e["class_counts"][c]]
-                + [pct(r["per_class"][c]["recall"]) for r in e["models"].values()]
+                + [pct(e["models"][m]["per_class"][c]["recall"]) for m in names]
                 for c in e["shared_classes"]]
         text += ["Recall % per class:", "",
-                 table(rows, ["class", "images"] + list(e["models"])), ""]
+                 table(rows, ["class", "images"] + names), ""]
         for attr, per_model in e["attributes"].items():
             groups = sorted(next(iter(per_model.values())))
             rows = []
             for g in groups:
                 first = next(iter(per_model.values()))[g]
                 rows.append([g + (" (small)" if first["small"] else ""), first["n"]]
-                            + [ci(per_model[m][g]["accuracy"]) for m in per_model])
+                            + [ci(per_model[m][g]["accuracy"]) for m in names])
             text += [f"Accuracy % [95% CI] by `{attr}` (groups marked small have too few "
-                     "images to judge):", "", table(rows, [attr, "images"] + list(per_model)), ""]
+                     "images to judge):", "", table(rows, [attr, "images"] + names), ""]
         parts.append("\n".join(text))
     return "\n".join(parts) if parts else None

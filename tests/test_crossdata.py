@@ -244,6 +244,11 @@ def test_evaluate_scores_saved_models_on_another_dataset(fer_run, tmp_path):
     report = (fer_run / "report.md").read_text()
     assert "## Other dataset: posed" in report
     assert "contempt (5 images)" in report and "lacks: neutral" in report
+    # rows and columns in the run's model order, the ensemble last (not sorted by name)
+    section = report[report.index("## Other dataset: posed"):]
+    assert section.index("| cnn ") < section.index("| resnet18 ") < section.index("| ensemble ")
+    header = next(line for line in section.splitlines() if line.startswith("| class "))
+    assert [c.strip() for c in header.split("|")[3:6]] == ["cnn", "resnet18", "ensemble"]
     (fer_run / "report.md").unlink()
     assert main(["report", str(fer_run)]) == 0
     assert (fer_run / "report.md").read_text() == report
