@@ -145,6 +145,20 @@ def test_group_metrics_match_sklearn():
             assert interval["low"] <= interval["value"] <= interval["high"]
 
 
+def test_accuracy_and_macro_f1_move_with_the_class_mix_where_balanced_accuracy_does_not():
+    # Both groups' faces are treated alike: every `a` right, half of the `b`s taken
+    # for `a`. Only the mix differs (80/20 against 20/80), as the report says.
+    y = np.array(["a"] * 80 + ["b"] * 20 + ["a"] * 20 + ["b"] * 80)
+    pred = np.array(["a"] * 80 + ["b"] * 10 + ["a"] * 10 + ["a"] * 20 + ["b"] * 40 + ["a"] * 40)
+    groups = pd.DataFrame({"g": ["u"] * 100 + ["v"] * 100})
+    audit = audit_fairness(y, pred, groups, labels=["a", "b"], n_boot=20)
+    u, v = (audit.results["features"]["g"]["groups"][g]["metrics"] for g in ("u", "v"))
+    assert u["balanced_accuracy"]["value"] == v["balanced_accuracy"]["value"] == approx(0.75)
+    assert u["recall[b]"]["value"] == v["recall[b]"]["value"] == approx(0.5)
+    assert (u["accuracy"]["value"], v["accuracy"]["value"]) == (approx(0.9), approx(0.6))
+    assert u["macro_f1"]["value"] - v["macro_f1"]["value"] > 0.2
+
+
 def test_no_gap_is_significant_between_groups_that_do_not_differ():
     # Six groups, the same 70% accuracy in expectation. The largest-minus-
     # smallest difference is positive in every bootstrap resample, so a plain
@@ -728,7 +742,8 @@ def test_stage_audits_every_model_and_renders_a_section(fairness_run, monkeypatc
     report = (run_dir / "report.md").read_text()
     for needle in ("## Fairness", "### `tone`", "### `age`", "### `tone x age`",
                    "#### cnn: `tone`", "#### resnet18: `tone x age`",
-                   "### Mitigation: group-balanced resampling", "fairness_tone.png"):
+                   "### Mitigation: group-balanced resampling", "fairness_tone.png",
+                   "can come from the mix alone"):
         assert needle in report
     assert "predicted by a model" not in report  # synthetic groups are ground truth
     cnn_tone = stage["models"]["cnn"]["features"]["tone"]
