@@ -388,7 +388,8 @@ def test_evaluate_on_synthetic_scores_faces_the_run_did_not_train_on(tmp_path, m
     assert len(X) == entry["n"] == config.synthetic["n_samples"]
     assert duplicates_across(load(config).X_train, X) == []
     assert entry["synthetic_seed"] == config.seed + 1
-    section = crossdata.cross_dataset_section({"cross_dataset": {"synthetic": entry}})
+    section = crossdata.cross_dataset_section({"config": config.to_dict(),
+                                               "cross_dataset": {"synthetic": entry}})
     assert f"drawn with seed {config.seed + 1}, not the seed of the run's own faces" in section
 
 
