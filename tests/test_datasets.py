@@ -201,28 +201,22 @@ def test_csv_lines_follow_pandas_on_a_bom_odd_spaces_and_unfollowed_compressions
     packed = tmp_path / "f.csv.zst"  # pandas infers zstd: i + 2 without zstandard
     packed.write_bytes(b"not read")
     assert csv_lines(packed, [0, 4]) == [2, 6]
-    # a zip or tar of two files: pandas refuses it; i + 2
-    two = tmp_path / "two.csv.zip"
-    with zipfile.ZipFile(two, "w") as zf:
-        zf.writestr("a.csv", "a\n\n1\n")
-        zf.writestr("b.csv", "a\n\n1\n")
-    assert csv_lines(two, [0]) == [2]
+    # a tar of two files (pandas refuses it), or a damaged one: i + 2
     with tarfile.open(tmp_path / "two.tar", "w") as tf:
-        tf.add(two, "a.csv")
+        tf.add(path, "a.csv")
         tf.add(path, "b.csv")
     assert csv_lines(tmp_path / "two.tar", [0]) == [2]
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a tar")
+    assert csv_lines(tmp_path / "bad.tar.gz", [0, 3]) == [2, 5]
 
 
-@pytest.mark.parametrize("suffix", [".zip", ".tar", ".tar.gz", ".tar.xz", ".csv.bz2", ".csv.xz"])
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.xz", ".csv.bz2", ".csv.xz"])
 def test_csv_lines_read_a_compressed_csv_as_pandas_infers_it(tmp_path, suffix):
     text = "a,b\n\n1,2\n\n\n3,4\n"
     csv_path = tmp_path / "f.csv"
     csv_path.write_text(text)
     path = tmp_path / f"f{suffix}"
-    if suffix == ".zip":
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(csv_path, "f.csv")
-    elif ".tar" in suffix:
+    if ".tar" in suffix:
         with tarfile.open(path, "w:" + suffix.split(".")[-1].replace("tar", "")) as tf:
             tf.add(csv_path, "f.csv")
     else:

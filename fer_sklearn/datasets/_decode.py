@@ -197,8 +197,9 @@ _OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 
 
 class _Unfollowed(Exception):
-    """The file's text cannot be read as pandas read it (an archive that does not
-    hold exactly one file, or zstd without the ``zstandard`` package)."""
+    """The file's text cannot be read as pandas read it (a tar that does not hold
+    exactly one file, a zip without a member named, or zstd without the
+    ``zstandard`` package)."""
 
 
 def _compression(path):
@@ -209,19 +210,16 @@ def _compression(path):
 @contextlib.contextmanager
 def _open_text(path, member=None):
     """The text of ``path`` as ``pandas.read_csv`` reads it by default: ``member``
-    of a zip; the one file of a ``.zip``, or of a ``.tar`` (also ``.tar.gz``,
-    ``.tar.bz2``, ``.tar.xz``); a file compressed by its extension (``.gz``,
-    ``.bz2``, ``.xz``, ``.zst``); or plain text. Raises :class:`_Unfollowed`
-    where pandas' reading cannot be followed."""
+    of a zip; the one file of a ``.tar`` (also ``.tar.gz``, ``.tar.bz2``,
+    ``.tar.xz``); a file compressed by its extension (``.gz``, ``.bz2``,
+    ``.xz``, ``.zst``); or plain text. Raises :class:`_Unfollowed` where
+    pandas' reading cannot be followed."""
     kind = "zip" if member is not None else _compression(path)
     with contextlib.ExitStack() as stack:
         if kind == "zip":
+            if member is None:  # the loaders name the member they read
+                raise _Unfollowed(path)
             zf = stack.enter_context(zipfile.ZipFile(path))
-            if member is None:
-                names = zf.namelist()
-                if len(names) != 1:
-                    raise _Unfollowed(path)
-                member = names[0]
             raw = stack.enter_context(zf.open(member))
         elif kind == "tar":
             tf = stack.enter_context(tarfile.open(path, "r:*"))
@@ -283,8 +281,10 @@ def csv_lines(path, rows, member=None):
     where that cannot be followed, rows are named as ``i + 2``. Where a cell is
     too long for the ``csv`` module, lines are counted as records."""
     wanted = sorted(set(int(r) for r in rows))
+    if not wanted:
+        return []
     found = {}
-    for records in (_record_lines, _unquoted_record_lines) if wanted else ():
+    for records in (_record_lines, _unquoted_record_lines):
         found = {}
         row = -1  # the header, the first record that is not blank
         try:
@@ -300,8 +300,8 @@ def csv_lines(path, rows, member=None):
             break
         except csv.Error:  # a cell over the csv module's size limit
             continue
-        except (_Unfollowed, tarfile.TarError, *ZIP_READ_ERRORS):  # as it cannot be read
-            found = {}
+        except Exception:  # it only names lines in an error being raised
+            found = {}  # (not followed, or unreadable): i + 2
             break
     return [found.get(int(r), int(r) + 2) for r in rows]
 
