@@ -150,13 +150,21 @@ def test_accuracy_and_macro_f1_move_with_the_class_mix_where_balanced_accuracy_d
     # for `a`. Only the mix differs (80/20 against 20/80), as the report says.
     y = np.array(["a"] * 80 + ["b"] * 20 + ["a"] * 20 + ["b"] * 80)
     pred = np.array(["a"] * 80 + ["b"] * 10 + ["a"] * 10 + ["a"] * 20 + ["b"] * 40 + ["a"] * 40)
+    proba = np.where((y == "a")[:, None], [0.9, 0.1], [0.4, 0.6])  # alike per class too
     groups = pd.DataFrame({"g": ["u"] * 100 + ["v"] * 100})
-    audit = audit_fairness(y, pred, groups, labels=["a", "b"], n_boot=20)
+    audit = audit_fairness(y, pred, groups, y_proba=proba, labels=["a", "b"], n_boot=20)
     u, v = (audit.results["features"]["g"]["groups"][g]["metrics"] for g in ("u", "v"))
     assert u["balanced_accuracy"]["value"] == v["balanced_accuracy"]["value"] == approx(0.75)
     assert u["recall[b]"]["value"] == v["recall[b]"]["value"] == approx(0.5)
     assert (u["accuracy"]["value"], v["accuracy"]["value"]) == (approx(0.9), approx(0.6))
     assert u["macro_f1"]["value"] - v["macro_f1"]["value"] > 0.2
+    assert v["log_loss"]["value"] - u["log_loss"]["value"] > 0.2
+    # ...but balanced accuracy moves too when a group lacks a class: `w` has only `a`s
+    y2, pred2 = np.append(y[:100], ["a"] * 40), np.append(pred[:100], ["a"] * 40)
+    groups2 = pd.DataFrame({"g": ["u"] * 100 + ["w"] * 40})
+    f = audit_fairness(y2, pred2, groups2, labels=["a", "b"], n_boot=20).results["features"]
+    assert [f["g"]["groups"][g]["metrics"]["balanced_accuracy"]["value"]
+            for g in ("u", "w")] == [approx(0.75), approx(1.0)]
 
 
 def test_no_gap_is_significant_between_groups_that_do_not_differ():

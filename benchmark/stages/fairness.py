@@ -535,12 +535,13 @@ def fairness_section(results):
             "differences of each class against the others, maximum over classes. *Train %*: "
             "the group's share of the training images given to the model's fit (its "
             "held-out part included), and of each class's (min-max over classes), to tell "
-            "under-representation from model error. Accuracy and macro-F1 also move with a "
-            "group's class mix (accuracy weighs each class's recall by its share of the "
-            "group; precision, in macro-F1, by the shares of the classes mistaken for it); "
-            "balanced accuracy and per-class recall do not. A gap in accuracy or macro-F1 "
-            "with none in balanced accuracy can come from the mix alone, not from how the "
-            "group's faces are treated.", ""]
+            "under-representation from model error. Accuracy, macro-F1 and log loss also "
+            "move with a group's class mix (accuracy and log loss weigh each class by its "
+            "share of the group; precision, in macro-F1, depends on the shares of a class "
+            "and of those mistaken for it); per-class recall does not, nor does balanced "
+            "accuracy where the group holds every class. A gap in accuracy, macro-F1 or log "
+            "loss with none in balanced accuracy can come from the mix alone, not from how "
+            "the group's faces are treated.", ""]
     if stage["predicted_attributes"]:
         text += [f"The attributes come from `{Path(config['attributes']).name}`. Attributes "
                  "such as FER2013's demographics are predicted by a model, not reported by the "
