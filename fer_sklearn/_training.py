@@ -203,8 +203,8 @@ class TimeBudget(Callback):
     ends one standard deviation of the full-size epochs' times before the
     budget (of the small epochs' times, scaled to full size, until two
     full-size epochs are timed), so that a slower last epoch still ends in
-    time. Once an
-    epoch has trained at full size, no later one goes back to the small size.
+    time. Once an epoch has trained at full size, no later one goes back to
+    the small size.
     If an epoch runs so slowly that the budget ends with it, the fit stops
     there, before its learning rate has annealed. ``FERClassifier(time_budget=...)``
     adds this callback; initialisation and the end-of-fit callbacks fall

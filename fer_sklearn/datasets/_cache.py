@@ -57,8 +57,9 @@ def _stat(path, name):
     return (name, _status(st))
 
 
-def _digest(entries):
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+def _digest(obj):
+    """SHA-256 (hex) of ``obj`` as JSON, dict keys sorted."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _fingerprint(path):
@@ -81,16 +82,14 @@ def _files_fingerprint(files):
 def _source(kind, path, options):
     """What an entry is of, whatever state the files are in: a new entry
     replaces the older ones of the same source, so the cache keeps one each."""
-    blob = json.dumps([kind, str(Path(path).resolve()), options], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return _digest([kind, str(Path(path).resolve()), options])[:12]
 
 
 def _key(kind, path, options, files=None):
     parts = [_FORMAT_VERSION, kind, _fingerprint(path), options]
     if files is not None:
         parts.append(_files_fingerprint(files))
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return _digest(parts)[:32]
 
 
 def load_or_build(kind, path, options, cache, build, files=None):

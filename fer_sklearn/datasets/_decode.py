@@ -283,7 +283,6 @@ def csv_lines(path, rows, member=None):
     wanted = sorted(set(int(r) for r in rows))
     if not wanted:
         return []
-    found = {}
     for records in (_record_lines, _unquoted_record_lines):
         found = {}
         row = -1  # the header, the first record that is not blank
